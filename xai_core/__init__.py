@@ -1,0 +1,1 @@
+from xai_core import runtime  # noqa: F401  (graph mode before anything else)

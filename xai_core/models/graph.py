@@ -1,0 +1,125 @@
+"""Keras graph surgery: check a model is an image classifier, flatten nested models, split off the head.
+
+All functions here must run inside the target bundle's graph/session (``ModelBundle.create`` does that).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xai_core import runtime  # noqa: F401
+from xai_core.errors import ModelLoadError
+
+import tensorflow as tf  # noqa: E402
+
+_HEADS = ("softmax", "sigmoid")
+
+
+def validate_classifier(model: Any) -> None:
+    """Raise :class:`ModelLoadError` unless ``model`` maps one image batch to one vector of class scores.
+
+    Accepted: one input of rank 4 ``(N, H, W, C)`` with C in {1, 3} and known H, W; one output of rank 2
+    ``(N, K)``.
+    """
+    if not isinstance(model, tf.keras.Model):
+        raise ModelLoadError(f"The file holds a {type(model).__name__}, not a Keras model.")
+    inputs, outputs = model.inputs or [], model.outputs or []
+    if len(inputs) != 1:
+        raise ModelLoadError(
+            f"The model has {len(inputs)} inputs; XAI Lens explains image classifiers with exactly one "
+            "image input."
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelLoadError(
+            f"The model's input has shape {shape}, not an image batch (N, height, width, channels). "
+            "XAI Lens needs a rank-4 image input."
+        )
+    if shape[3] not in (1, 3):
+        raise ModelLoadError(
+            f"The model's input has {shape[3]} channels; XAI Lens supports grayscale (1) or RGB (3) "
+            "channels-last images."
+        )
+    if shape[1] is None or shape[2] is None:
+        raise ModelLoadError(
+            "The model's input has no fixed height and width. Re-save it with a fixed input size, e.g. "
+            "keras.Input((224, 224, 3))."
+        )
+    if len(outputs) != 1:
+        raise ModelLoadError(
+            f"The model has {len(outputs)} outputs; XAI Lens needs exactly one output of class scores."
+        )
+    out = tuple(outputs[0].shape)
+    if len(out) != 2 or out[1] is None:
+        raise ModelLoadError(
+            f"The model's output has shape {out}, not one score per class (N, classes). "
+            "Segmentation and detection models are not supported."
+        )
+
+
+def _is_nested(layer: Any) -> bool:
+    return isinstance(layer, tf.keras.Model)
+
+
+def flatten_nested(model: Any) -> Any:
+    """Return a functional model equivalent to ``model`` in which no layer is itself a model.
+
+    iNNvestigate treats a nested model (e.g. a keras.applications network used as one layer of a transfer
+    learning model) as an opaque layer without propagation rules, so nested models are inlined: every inner
+    layer is called again on the outer tensors, sharing its weights.
+    """
+    if not any(_is_nested(layer) for layer in model.layers):
+        return model
+    new_inputs = [tf.keras.Input(tensor=None, shape=t.shape[1:], dtype=t.dtype, name=f"{t.name.split(':')[0]}_flat")
+                  for t in model.inputs]
+    outputs = _replay(model, new_inputs)
+    return tf.keras.Model(new_inputs, outputs, name=f"{model.name}")
+
+
+def _replay(model: Any, inputs: list[Any]) -> list[Any]:
+    """Call the layers of functional ``model`` on ``inputs``, recursing into nested models."""
+    tensor_map: dict[str, Any] = {str(id(x)): y for x, y in zip(model.inputs, inputs)}
+    depth_keys = sorted(model._nodes_by_depth.keys(), reverse=True)
+    for depth in depth_keys:
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input:
+                continue
+            if any(t_id not in tensor_map for t_id in node.flat_input_ids):
+                continue
+            args, kwargs = node.map_arguments({k: [v] for k, v in tensor_map.items()})
+            layer = node.layer
+            if _is_nested(layer):
+                flat_args = tf.nest.flatten(args)
+                outs = _replay(layer, flat_args)
+                outs = outs[0] if len(outs) == 1 else outs
+            else:
+                outs = layer(*args, **kwargs)
+            for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outs)):
+                tensor_map[x_id] = y
+    return [tensor_map[str(id(t))] for t in model.outputs]
+
+
+def split_head(model: Any) -> tuple[Any, str]:
+    """Split ``model`` into a logits model and the name of the removed output activation.
+
+    Handles a final ``Activation``/``Softmax`` layer and a final layer with a built-in softmax or sigmoid
+    (via iNNvestigate's weight-sharing copy without activation). A model without such a head is returned as
+    is with head ``"none"`` (its outputs are taken as logits).
+    """
+    from innvestigate.backend.graph import copy_layer_wo_activation
+
+    out = model.outputs[0]
+    # The layer that produced the output, and *that call's* input: after flattening, a layer may have been
+    # called more than once, and ``layer.input`` would be its first call's input.
+    layer, node_index, _ = out._keras_history
+    layer_input = layer.inbound_nodes[node_index].input_tensors
+    if isinstance(layer, tf.keras.layers.Softmax):
+        return tf.keras.Model(model.inputs, layer_input, name=f"{model.name}_logits"), "softmax"
+    act = getattr(layer, "activation", None)
+    act_name = getattr(act, "__name__", str(act) if act is not None else "")
+    if act_name not in _HEADS:
+        return model, "none"
+    if isinstance(layer, tf.keras.layers.Activation):
+        return tf.keras.Model(model.inputs, layer_input, name=f"{model.name}_logits"), act_name
+    copy = copy_layer_wo_activation(layer, name_template="%s_logits")
+    return tf.keras.Model(model.inputs, copy(layer_input), name=f"{model.name}_logits"), act_name

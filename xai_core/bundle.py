@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tensorflow as tf  # noqa: E402  (after runtime)
 
 from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
 from xai_core.errors import InvalidParameterError, ModelLoadError
-
-import tensorflow as tf  # noqa: E402  (after runtime)
 
 #: Images go through the engine in this many at a time (analyzers, forward passes, occlusion batches).
 DEFAULT_BATCH_SIZE = 32
@@ -277,16 +276,56 @@ class ModelBundle:
             )
         return self.preprocessing(images)
 
+    def layer_output(self, layer: str | None) -> Any:
+        """Output tensor of ``layer`` (``None`` = logits) in this bundle's model graph, unflattened.
+
+        Looked up through the model's own nodes: after nested models were flattened a layer may have been
+        called twice, and ``layer.output`` would be ambiguous.
+        """
+        if layer is None:
+            return self.model.output
+
+        def build() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for nodes in self.model._nodes_by_depth.values():
+                for node in nodes:
+                    tensors = tf.nest.flatten(node.outputs)
+                    out[node.layer.name] = tensors[0]
+            return out
+
+        self.layer(layer)
+        return self.cached("layer_outputs", build)[layer]
+
+    def is_output_layer(self, layer: str | None) -> bool:
+        return layer is None or layer == self.output_layer.name
+
     def layer_tensor(self, layer: str | None) -> Any:
         """Output tensor of ``layer`` (``None`` = logits), flattened to ``(N, units)``."""
+        if self.is_output_layer(layer):
+            return self.model.output
 
         def build() -> Any:
-            t = self.model.output if layer is None else self.model.get_layer(layer).output
+            t = self.layer_output(layer)
             return tf.reshape(t, (-1, int(np.prod(t.shape[1:])))) if len(t.shape) > 2 else t
 
-        if layer is not None:
-            self.layer(layer)
         return self.cached(("layer_tensor", layer), build)
+
+    def neuron_model(self, layer: str | None) -> Any:
+        """Keras model from the input to ``layer``'s output, flattened to ``(N, units)`` (None = logits).
+
+        iNNvestigate explains one output vector, so a neuron of an inner layer is explained by truncating the
+        model there and selecting the neuron's flat index (``np.ravel_multi_index`` over the layer's shape).
+        """
+        if self.is_output_layer(layer):
+            return self.model
+
+        def build() -> Any:
+            t = self.layer_output(layer)
+            if len(t.shape) > 2:
+                t = tf.keras.layers.Flatten(name=f"xai_flatten_{layer}")(t)
+            return tf.keras.Model(self.model.inputs, t, name=f"{self.model.name}_to_{layer}")
+
+        return self.cached(("neuron_model", layer), build)
 
     def run(self, fetches: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
             feed: dict | None = None) -> Any:
@@ -309,6 +348,22 @@ class ModelBundle:
                 outs.append(res)
         cols = [np.concatenate([o[i] for o in outs], axis=0) for i in range(len(outs[0]))]
         return cols[0] if single else cols
+
+    def selected_tensor(self, layer: str | None) -> tuple[Any, Any]:
+        """``(idx_placeholder, scores)``: ``scores[i] = flat_output(layer)[i, idx[i]]`` (None = logits)."""
+
+        def build() -> tuple[Any, Any]:
+            idx = tf.compat.v1.placeholder(tf.int32, (None,), name="xai_selected_idx")
+            return idx, tf.gather(self.layer_tensor(layer), idx, axis=1, batch_dims=1)
+
+        return self.cached(("selected", layer), build)
+
+    def neuron_scores(self, x: np.ndarray, layer: str | None, indices: np.ndarray,
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Value of neuron ``indices[i]`` of ``layer`` (None = logit) for each model input ``x[i]``."""
+        idx, scores = self.selected_tensor(layer)
+        indices = np.broadcast_to(np.asarray(indices, dtype=np.int32), (len(x),)).copy()
+        return self.run(scores, x, batch_size, feed={idx: indices})
 
     def logits(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Class scores before the head, for model input ``x``: ``(N, num_classes)``."""

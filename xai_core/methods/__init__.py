@@ -1,0 +1,28 @@
+"""Explanation methods: one registry (:data:`REGISTRY`), one entry point (:func:`explain`).
+
+Importing this package registers every method family, one module each.
+"""
+
+from xai_core.methods import cam, deep_taylor, gradient, lrp, occlusion  # noqa: F401  (register families)
+from xai_core.methods.base import (
+    REGISTRY,
+    MethodSpec,
+    Param,
+    Selection,
+    get_method,
+    methods_for,
+    unsupported_reason,
+)
+from xai_core.methods.explain import TOP_K_CHOICES, Explanation, Target, explain, flat_neuron_index
+
+FAMILIES = ("Gradient", "LRP", "Deep Taylor", "CAM", "Perturbation", "Reference")
+
+# Registry order = family order (the UI lists methods in it), keeping each family's own order.
+_sorted = sorted(REGISTRY.items(), key=lambda item: FAMILIES.index(item[1].family))
+REGISTRY.clear()
+REGISTRY.update(_sorted)
+
+__all__ = [
+    "FAMILIES", "REGISTRY", "TOP_K_CHOICES", "Explanation", "MethodSpec", "Param", "Selection", "Target",
+    "explain", "flat_neuron_index", "get_method", "methods_for", "unsupported_reason",
+]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import tensorflow as tf  # noqa: E402
+
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import ModelLoadError
-
-import tensorflow as tf  # noqa: E402
 
 _HEADS = ("softmax", "sigmoid")
 

@@ -1,0 +1,204 @@
+"""The one entry point pages and tests use: ``explain(bundle, method_id, images, target, params)``.
+
+It validates everything a user can get wrong (method, parameters, layer, neuron, class), resolves the target
+into one neuron per image (or the top-k neurons of a layer), runs the method in batches, reduces channels
+and flags empty or non-finite maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from xai_core.bundle import DEFAULT_BATCH_SIZE, ModelBundle
+from xai_core.errors import InvalidParameterError, UnsupportedMethodError
+from xai_core.methods.base import MethodSpec, Selection, get_method, require_supported
+
+TargetKind = Literal["predicted", "class", "neuron", "top_neurons"]
+TOP_K_CHOICES = (1, 4, 9, 16)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to explain: the predicted class, a class, one neuron of a layer, or a layer's top-k neurons."""
+
+    kind: TargetKind = "predicted"
+    index: int | None = None
+    layer: str | None = None
+    k: int = 1
+
+    @classmethod
+    def predicted(cls) -> Target:
+        return cls("predicted")
+
+    @classmethod
+    def of_class(cls, index: int) -> Target:
+        return cls("class", index=int(index))
+
+    @classmethod
+    def neuron(cls, layer: str, index: int) -> Target:
+        return cls("neuron", index=int(index), layer=layer)
+
+    @classmethod
+    def top_neurons(cls, layer: str, k: int = 1) -> Target:
+        return cls("top_neurons", layer=layer, k=int(k))
+
+    @property
+    def needs_neurons(self) -> bool:
+        return self.kind in ("neuron", "top_neurons")
+
+
+@dataclass
+class Explanation:
+    """Maps for N images × K targets each.
+
+    Attributes
+    ----------
+    maps : float32 ``(N, K, H, W)``, channels summed.
+    raw : float32 ``(N, K, H, W, C)`` before channel reduction, or None for methods that give 2-D maps.
+    indices : ``(N, K)`` explained class / flat neuron index; ``layer`` is its layer (None = class logits).
+    signed : True if the sign is meaningful (use a diverging colour map centred at 0).
+    warnings : things the user should know (empty maps, replaced non-finite values).
+    """
+
+    method: str
+    maps: np.ndarray
+    raw: np.ndarray | None
+    indices: np.ndarray
+    layer: str | None
+    signed: bool
+    params: dict[str, Any]
+    labels: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> np.ndarray:
+        """``(N, K)`` True where a map is all zero."""
+        return ~np.any(self.maps != 0, axis=(2, 3))
+
+
+def flat_neuron_index(shape: tuple[int, ...], position: tuple[int, ...]) -> int:
+    """Flat index of a neuron at ``position`` (e.g. ``(row, col, channel)``) in a layer output of ``shape``."""
+    if len(position) != len(shape) or any(not 0 <= p < s for p, s in zip(position, shape)):
+        raise InvalidParameterError(f"Neuron position {position} is outside the layer's shape {shape}.")
+    return int(np.ravel_multi_index(position, shape))
+
+
+def neuron_position(shape: tuple[int, ...], index: int) -> tuple[int, ...]:
+    """Inverse of :func:`flat_neuron_index`."""
+    return tuple(int(i) for i in np.unravel_index(int(index), shape))
+
+
+def resolve_target(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, target: Target) -> Selection | list[Selection]:
+    """One :class:`Selection` (one neuron per image), or K of them for ``top_neurons``."""
+    if target.needs_neurons and "neuron" not in spec.targets:
+        raise UnsupportedMethodError(f"{spec.label} explains classes, not neurons of inner layers.")
+    n = len(x)
+    if target.kind == "predicted":
+        return Selection(None, bundle.logits(x).argmax(axis=1))
+    if target.kind == "class":
+        if target.index is None or not 0 <= target.index < bundle.num_classes:
+            raise InvalidParameterError(
+                f"Class index {target.index} is out of range: model '{bundle.name}' has classes "
+                f"0–{bundle.num_classes - 1}."
+            )
+        return Selection(None, np.full(n, target.index))
+    if target.layer is None:
+        raise InvalidParameterError("Choose a layer for a neuron target.")
+    layer = bundle.layer(target.layer)
+    if layer.name not in {info.name for info in spec.neuron_layers(bundle)}:
+        raise InvalidParameterError(f"{spec.label} cannot explain neurons of layer '{layer.name}'.")
+    layer_name = None if bundle.is_output_layer(layer.name) else layer.name
+    if target.kind == "neuron":
+        if target.index is None or not 0 <= target.index < layer.units:
+            raise InvalidParameterError(
+                f"Neuron {target.index} is out of range: layer '{layer.name}' has {layer.units} neurons "
+                f"(0–{layer.units - 1})."
+            )
+        return Selection(layer_name, np.full(n, target.index))
+    if target.k not in TOP_K_CHOICES or target.k > layer.units:
+        raise InvalidParameterError(
+            f"Top-k must be one of {TOP_K_CHOICES} and at most the layer's {layer.units} neurons; got {target.k}."
+        )
+    acts = bundle.activations(x, layer_name)
+    top = np.argsort(-acts, axis=1, kind="stable")[:, : target.k]
+    return [Selection(layer_name, top[:, j]) for j in range(target.k)]
+
+
+def _label(bundle: ModelBundle, layer: str | None, index: int) -> str:
+    if layer is None:
+        return f"{bundle.class_names[index]} (class {index})"
+    pos = neuron_position(bundle.layer(layer).output_shape, index)
+    return f"{layer} neuron {index} {pos}"
+
+
+def explain(
+    bundle: ModelBundle,
+    method_id: str,
+    images: np.ndarray,
+    target: Target | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Explanation:
+    """Explain ``images`` with method ``method_id``.
+
+    Parameters
+    ----------
+    bundle : the model.
+    method_id : a :data:`~xai_core.methods.base.REGISTRY` id.
+    images : raw pixels ``(N, H, W, C)`` in [0, 255] at the model's input size.
+    target : what to explain (default: each image's predicted class).
+    params : method parameters (defaults from the method's schema).
+    progress : called with ``(done, total)`` image-targets after each batch.
+
+    Returns
+    -------
+    Explanation with ``maps`` of shape ``(N, K, H, W)``; K = 1 except for top-k neuron targets.
+    """
+    spec = get_method(method_id)
+    require_supported(bundle, spec)
+    resolved = spec.resolve_params(params)
+    target = target or Target.predicted()
+    x = bundle.preprocess(images)
+    if len(x) == 0:
+        raise InvalidParameterError("No images to explain.")
+    selections = resolve_target(bundle, spec, x, target)
+    selections = selections if isinstance(selections, list) else [selections]
+    k = len(selections)
+    layer = selections[0].layer
+    x_all = np.repeat(x, k, axis=0)  # image-major: image 0 × K targets, image 1 × K targets, …
+    idx_all = np.stack([s.indices for s in selections], axis=1).reshape(-1)
+    total = len(x_all)
+    chunks = []
+    for start in range(0, total, batch_size):
+        sl = slice(start, start + batch_size)
+        out = np.asarray(spec.run(bundle, x_all[sl], Selection(layer, idx_all[sl]), **resolved), dtype=np.float32)
+        chunks.append(out)
+        if progress:
+            progress(min(start + batch_size, total), total)
+    out = np.concatenate(chunks, axis=0)
+    warnings: list[str] = []
+    if not np.all(np.isfinite(out)):
+        bad = int((~np.isfinite(out)).sum())
+        warnings.append(f"{bad} non-finite values (numerical overflow) in the maps were replaced by 0.")
+        out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    raw = out.reshape(len(x), k, *out.shape[1:]) if out.ndim == 4 else None
+    maps = out.sum(axis=-1) if out.ndim == 4 else out
+    maps = maps.reshape(len(x), k, *maps.shape[1:]).astype(np.float32)
+    indices = idx_all.reshape(len(x), k)
+    result = Explanation(
+        method=method_id, maps=maps, raw=raw, indices=indices, layer=layer, signed=spec.signed, params=resolved,
+        labels=[[_label(bundle, layer, int(i)) for i in row] for row in indices], warnings=warnings,
+    )
+    n_empty = int(result.empty.sum())
+    if n_empty:
+        result.warnings.append(
+            f"{n_empty} of {result.empty.size} maps are all zero: {spec.label} found no relevance to show "
+            "for that target (this happens e.g. with Deep Taylor when the explained score is not positive)."
+        )
+    return result

@@ -1,0 +1,123 @@
+"""Layer-wise Relevance Propagation: every LRP analyzer of iNNvestigate 2.1.2.
+
+Ref. Bach et al. 2015, On Pixel-Wise Explanations for Non-Linear Classifier Decisions by Layer-Wise
+Relevance Propagation, PLoS ONE 10(7); Montavon et al. 2019, Layer-Wise Relevance Propagation: An Overview.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xai_core.bundle import ModelBundle
+from xai_core.methods._innvestigate import analyze, support_probe
+from xai_core.methods.base import MethodSpec, Param, Selection, register
+
+_REF = "Bach et al. 2015, PLoS ONE 10(7):e0130140; Montavon et al. 2019, LRP: An Overview."
+_CONSERVE = ("Relevance is conserved layer by layer, so the map sums to (about) the explained score. ")
+
+EPSILON = Param("epsilon", "float", 1e-7, "Epsilon",
+                "Stabiliser added to denominators; larger values absorb weak, contradictory relevance and give "
+                "sparser, less noisy maps.", min=1e-10, max=10.0, log=True)
+PRESET_EPSILON = Param("epsilon", "float", 0.1, "Epsilon (dense layers)",
+                       "Epsilon of the rule used for dense layers.", min=1e-10, max=10.0, log=True)
+_GENERIC_RULES = ("Z", "Epsilon", "WSquare", "Flat", "Alpha2Beta1", "Alpha2Beta1IgnoreBias", "Alpha1Beta0",
+                  "Alpha1Beta0IgnoreBias", "ZPlus", "ZPlusFast")
+
+
+def _runner(method_id: str, name: str, to_kwargs=None):
+    """``run(bundle, x, selection, **params)`` calling analyzer ``name`` with params mapped by ``to_kwargs``."""
+
+    def run(bundle: ModelBundle, x: np.ndarray, selection: Selection, **params: Any) -> np.ndarray:
+        kwargs = to_kwargs(bundle, **params) if to_kwargs else params
+        return analyze(bundle, method_id, name, x, selection, **kwargs)
+
+    return run
+
+
+def _generic_kwargs(bundle: ModelBundle, rule: str, input_rule: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"rule": rule}
+    if input_rule == "Bounded":
+        kwargs["input_layer_rule"] = bundle.input_low_high
+    elif input_rule != "same":
+        kwargs["input_layer_rule"] = input_rule
+    return kwargs
+
+
+def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, ...] = (),
+          to_kwargs=None, name: str | None = None) -> MethodSpec:
+    name = name or mid
+    probe_kwargs = None
+    if to_kwargs is not None:
+        defaults = {p.name: p.default for p in params}
+
+        def probe_kwargs(bundle: ModelBundle) -> dict[str, Any]:
+            return to_kwargs(bundle, **defaults)
+    elif params:
+        defaults = {p.name: p.default for p in params}
+
+        def probe_kwargs(bundle: ModelBundle) -> dict[str, Any]:
+            return dict(defaults)
+
+    return MethodSpec(
+        id=mid, label=label, family="LRP", summary=summary, caveat=caveat, reference=_REF, params=params,
+        run=_runner(mid, name, to_kwargs), support=support_probe(name, probe_kwargs), innvestigate_name=name,
+    )
+
+
+_SPECS = [
+    _spec("lrp", "LRP (choose rule)", "LRP with one rule of your choice for every layer.",
+          "Rules differ a lot; the same rule everywhere is rarely the best choice for deep nets.",
+          params=(Param("rule", "choice", "Epsilon", "Rule", "Propagation rule for all layers.",
+                        choices=_GENERIC_RULES),
+                  Param("input_rule", "choice", "same", "Input layer rule",
+                        "Rule for the first layer: the same, Flat, WSquare, or Bounded (Z^B, uses the "
+                        "model's pixel range).", choices=("same", "Flat", "WSquare", "Bounded"))),
+          to_kwargs=_generic_kwargs, name="lrp"),
+    _spec("lrp.z", "LRP-0 (z rule)", _CONSERVE + "Equivalent to input × gradient on ReLU nets.",
+          "Noisy on deep networks: contradictory evidence is amplified."),
+    _spec("lrp.epsilon", "LRP-ε", _CONSERVE + "ε absorbs weak relevance.",
+          "With a tiny ε it is as noisy as LRP-0; with a large ε relevance (and conservation) is lost.",
+          params=(EPSILON,)),
+    _spec("lrp.w_square", "LRP-w²", "Redistributes by squared weights, independent of the input.",
+          "Ignores the input's actual values: meant for the first layer only."),
+    _spec("lrp.flat", "LRP-flat", "Spreads relevance uniformly over each neuron's receptive field.",
+          "Ignores weights and inputs; shows where the network can look, not what it saw."),
+    _spec("lrp.alpha_beta", "LRP-αβ", "Separates positive (α) and negative (β) evidence; β = α − 1.",
+          "Large α, β create strong negative relevance and checkerboard artefacts.",
+          params=(Param("alpha", "float", 2.0, "Alpha", "Weight of positive contributions; beta = alpha − 1.",
+                        min=1.0, max=10.0, step=0.5),),
+          to_kwargs=lambda bundle, alpha: {"alpha": alpha, "beta": alpha - 1.0}),
+    _spec("lrp.alpha_2_beta_1", "LRP-α2β1", "Positive evidence weighted 2, negative evidence 1.",
+          "Can show negative relevance that is an artefact of the rule."),
+    _spec("lrp.alpha_2_beta_1_IB", "LRP-α2β1 (ignore bias)", "α2β1 with biases ignored.",
+          "Not conservative when biases carry relevance."),
+    _spec("lrp.alpha_1_beta_0", "LRP-α1β0", "Positive evidence only: where the model found support.",
+          "Never shows evidence against the class."),
+    _spec("lrp.alpha_1_beta_0_IB", "LRP-α1β0 (ignore bias)", "α1β0 with biases ignored.",
+          "Never shows evidence against the class; not conservative with biases."),
+    _spec("lrp.z_plus", "LRP-z⁺", "Positive weights only (same as α1β0 ignoring bias): Deep Taylor for ReLU.",
+          "Never shows evidence against the class."),
+    _spec("lrp.z_plus_fast", "LRP-z⁺ (fast)", "A faster z⁺ implementation for non-negative inputs.",
+          "Assumes non-negative layer inputs."),
+    _spec("lrp.sequential_preset_a", "LRP preset A",
+          "ε for dense layers, α1β0 for convolutions: the composite recommended for CNNs.",
+          "Composites are tuned for VGG-like nets; other architectures may need other rules.",
+          params=(PRESET_EPSILON,)),
+    _spec("lrp.sequential_preset_b", "LRP preset B", "ε for dense layers, α2β1 for convolutions.",
+          "α2β1 can add negative artefacts in convolutions.", params=(PRESET_EPSILON,)),
+    _spec("lrp.sequential_preset_a_flat", "LRP preset A + flat input", "Preset A with the flat rule at the input.",
+          "The input layer's relevance ignores pixel values.", params=(PRESET_EPSILON,)),
+    _spec("lrp.sequential_preset_b_flat", "LRP preset B + flat input", "Preset B with the flat rule at the input.",
+          "The input layer's relevance ignores pixel values.", params=(PRESET_EPSILON,)),
+    _spec("lrp.sequential_preset_b_flat_until_idx", "LRP preset B + flat until layer k",
+          "Preset B, with the flat rule from weighted layer k down to the input: coarser, smoother maps.",
+          "Lower layers' relevance ignores the input entirely.",
+          params=(PRESET_EPSILON,
+                  Param("until_layer_idx", "int", 1, "Flat until layer",
+                        "Index among the layers with weights (0 = first conv layer).", min=0, max=500, step=1))),
+]
+
+for _s in _SPECS:
+    register(_s)

@@ -6,6 +6,7 @@ gradient (see :func:`_smoothgrad`).
 
 from __future__ import annotations
 
+import zlib
 from functools import partial
 
 import numpy as np
@@ -43,6 +44,13 @@ def _integrated_gradients(bundle: ModelBundle, x: np.ndarray, selection: Selecti
                    steps=steps, reference_inputs=ref)
 
 
+def image_rng(image: np.ndarray, seed: int) -> np.random.Generator:
+    """A random generator seeded by ``seed`` and the image's bytes: the same image gets the same noise in any
+    batch, at any position, so maps never depend on how images were batched."""
+    digest = zlib.crc32(np.ascontiguousarray(image, dtype=np.float32).tobytes())
+    return np.random.default_rng([seed, digest])
+
+
 def _smoothgrad(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, samples: int,
                 noise_level: float, seed: int) -> np.ndarray:
     """Average gradient over ``samples`` noisy copies of each image (Smilkov et al. 2017).
@@ -53,13 +61,18 @@ def _smoothgrad(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, sam
     analyzer in one batch. ``noise_level = 0`` gives exactly the plain gradient.
     """
     low, high = bundle.input_low_high
-    rng = np.random.default_rng(seed)
-    n = len(x)
-    noise = rng.normal(0.0, noise_level * (high - low), size=(samples, *x.shape)).astype(np.float32)
-    noisy = (x[None] + noise).reshape(samples * n, *x.shape[1:])
+    std = noise_level * (high - low)
+    noise = np.stack([image_rng(img, seed).normal(0.0, 1.0, size=(samples, *img.shape)) for img in x], axis=1)
+    noisy = (x[None] + std * noise.astype(np.float32)).reshape(samples * len(x), *x.shape[1:])
     idx = np.tile(selection.indices, samples)
     grads = analyze(bundle, "smoothgrad", "gradient", noisy, Selection(selection.layer, idx))
-    return grads.reshape(samples, n, *grads.shape[1:]).mean(axis=0)
+    return grads.reshape(samples, len(x), *grads.shape[1:]).mean(axis=0)
+
+
+def _random(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, seed: int) -> np.ndarray:
+    """Reproducible Gaussian noise maps. (iNNvestigate's "random" adds unseeded noise to the input, so the same
+    request gives a different map each time; a baseline must be reproducible.)"""
+    return np.stack([image_rng(img, seed).normal(size=img.shape) for img in x]).astype(np.float32)
 
 
 _SPECS = [
@@ -75,7 +88,9 @@ _SPECS = [
         summary="Random noise: the floor against which explanation quality is judged.",
         caveat="Meaningless by design; any method that scores like it on faithfulness checks is suspect.",
         reference="Alber et al. 2019, iNNvestigate neural networks!, JMLR 20(93).",
-        run=partial(_plain, "random", "random"), innvestigate_name="random",
+        params=(Param("seed", "int", 0, "Random seed", "Fixes the noise so maps are reproducible.",
+                      min=0, max=2**31 - 1, step=1, builds=False),),
+        run=_random,
     ),
     MethodSpec(
         id="gradient", label="Gradient (saliency)", family="Gradient",

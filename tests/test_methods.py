@@ -1,0 +1,384 @@
+"""Explanation methods: the contract every registry entry keeps, and what each method promises."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf  # noqa: E402
+from conftest import make_bundle, tiny_cnn
+
+from xai_core.errors import InvalidParameterError, UnsupportedMethodError
+from xai_core.methods import REGISTRY, Target, explain, get_method, methods_for, unsupported_reason
+from xai_core.methods.base import Selection
+from xai_core.methods.cam import gradcam
+from xai_core.methods.occlusion import patch_positions
+
+ALL = list(REGISTRY)
+
+
+# --------------------------------------------------------------------------- contract (every method)
+@pytest.mark.parametrize("method_id", ALL)
+def test_contract_every_method(tiny, images, method_id):
+    """One finite (H, W) map per image, deterministic, independent of batch composition (1 vs 7 images)."""
+    seven = explain(tiny, method_id, images, Target.of_class(2))
+    assert seven.maps.shape == (7, 1, 16, 16)
+    assert seven.maps.dtype == np.float32
+    assert np.all(np.isfinite(seven.maps))
+    assert np.any(seven.maps != 0), f"{method_id} gave only empty maps"
+    again = explain(tiny, method_id, images, Target.of_class(2))
+    np.testing.assert_array_equal(seven.maps, again.maps)
+    one = explain(tiny, method_id, images[3:4], Target.of_class(2))
+    assert one.maps.shape == (1, 1, 16, 16)
+    np.testing.assert_allclose(one.maps[0], seven.maps[3], rtol=1e-4, atol=1e-5 * np.abs(seven.maps[3]).max())
+    assert seven.indices.tolist() == [[2]] * 7
+
+
+@pytest.mark.parametrize("method_id", ALL)
+def test_registry_entry_is_complete(method_id):
+    spec = get_method(method_id)
+    assert spec.label and spec.summary and spec.caveat and spec.reference
+    assert spec.family in {"Gradient", "LRP", "Deep Taylor", "CAM", "Perturbation", "Reference"}
+    for p in spec.params:
+        assert p.validate(None) == p.default
+        assert p.label and p.help
+
+
+def test_registry_covers_every_innvestigate_analyzer():
+    import innvestigate.analyzer as ia
+
+    ours = {spec.innvestigate_name for spec in REGISTRY.values()} | set(REGISTRY)
+    missing = set(ia.analyzers) - ours
+    # "random" is reimplemented reproducibly; pattern.* don't exist in 2.x.
+    assert missing <= {"random"}, missing
+
+
+# --------------------------------------------------------------------------- meaning
+def _fd_gradient(bundle, x, cls, positions, h=1e-3):
+    out = []
+    for (r, c, ch) in positions:
+        plus, minus = x.copy(), x.copy()
+        plus[0, r, c, ch] += h
+        minus[0, r, c, ch] -= h
+        fp, fm = bundle.neuron_scores(np.concatenate([plus, minus]), None, [cls, cls])
+        out.append((fp - fm) / (2 * h))
+    return np.array(out)
+
+
+def test_gradient_matches_finite_differences(tiny, images):
+    x = tiny.preprocess(images[:1]).astype(np.float64).astype(np.float32)
+    e = explain(tiny, "gradient", images[:1], Target.of_class(1))
+    raw = e.raw[0, 0]
+    rng = np.random.default_rng(0)
+    positions = [tuple(rng.integers(0, s) for s in raw.shape) for _ in range(12)]
+    fd = _fd_gradient(tiny, x, 1, positions)
+    analytic = np.array([raw[p] for p in positions])
+    np.testing.assert_allclose(analytic, fd, rtol=0.05, atol=0.02 * np.abs(analytic).max())
+    base = explain(tiny, "gradient.baseline", images[:1], Target.of_class(1))
+    np.testing.assert_allclose(base.raw, e.raw, rtol=1e-4, atol=1e-6)
+
+
+def test_input_times_gradient_is_input_times_gradient(tiny, images):
+    g = explain(tiny, "gradient", images[:2], Target.of_class(0)).raw
+    ixg = explain(tiny, "input_t_gradient", images[:2], Target.of_class(0)).raw
+    x = tiny.preprocess(images[:2])
+    np.testing.assert_allclose(ixg[:, 0], x * g[:, 0], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("reference", ["black", "gray"])
+def test_integrated_gradients_completeness(tiny, images, reference):
+    """Σ attributions ≈ f(x) − f(reference) within 5 % at 64 steps (Sundararajan et al., axiom)."""
+    from xai_core.methods.gradient import reference_input
+
+    x = tiny.preprocess(images[:4])
+    target = tiny.logits(x).argmax(1)
+    e = explain(tiny, "integrated_gradients", images[:4], Target.predicted(), {"steps": 64, "reference": reference})
+    ref = np.repeat(reference_input(tiny, reference), 4, axis=0)
+    delta = tiny.neuron_scores(x, None, target) - tiny.neuron_scores(ref, None, target)
+    total = e.raw.sum(axis=(1, 2, 3, 4))
+    np.testing.assert_allclose(total, delta, rtol=0.05, atol=0.01 * np.abs(delta).max())
+
+
+def test_smoothgrad_noise_level_really_applies(tiny, images):
+    """Our SmoothGrad: zero noise is exactly the gradient, more noise changes the map, seeds reproduce."""
+    g = explain(tiny, "gradient", images[:2], Target.of_class(3)).maps
+    zero = explain(tiny, "smoothgrad", images[:2], Target.of_class(3), {"noise_level": 0.0, "samples": 4}).maps
+    np.testing.assert_allclose(zero, g, rtol=1e-5, atol=1e-7)
+    noisy = explain(tiny, "smoothgrad", images[:2], Target.of_class(3), {"noise_level": 0.2}).maps
+    assert np.abs(noisy - g).mean() > 0.05 * np.abs(g).mean()
+    other_seed = explain(tiny, "smoothgrad", images[:2], Target.of_class(3), {"noise_level": 0.2, "seed": 1}).maps
+    assert not np.allclose(other_seed, noisy)
+
+
+def test_innvestigate_smoothgrad_ignores_noise_scale(tiny, images):
+    """Why we wrap SmoothGrad: iNNvestigate 2.1.2's own analyzer with noise_scale=0 is not the gradient."""
+    import innvestigate
+
+    x = tiny.preprocess(images[:1])
+    with tiny.scope():
+        analyzer = innvestigate.create_analyzer("smoothgrad", tiny.model, neuron_selection_mode="index",
+                                                noise_scale=0.0, augment_by_n=4)
+        theirs = analyzer.analyze(x, neuron_selection=np.array([0]))
+    ours = explain(tiny, "gradient", images[:1], Target.of_class(0)).raw[:, 0]
+    rel = np.abs(theirs - ours).mean() / np.abs(ours).mean()
+    assert rel > 0.2, rel
+
+
+def _independent_gradcam(bundle, x, cls, layer):
+    """Grad-CAM computed from scratch with Keras backend functions, no code shared with xai_core.methods.cam."""
+    with bundle.scope():
+        acts_t = bundle.model.get_layer(layer).output
+        score = bundle.model.output[:, cls]
+        grads_t = tf.keras.backend.gradients(tf.reduce_sum(score), acts_t)[0]
+        fn = tf.keras.backend.function([bundle.model.input], [acts_t, grads_t])
+        acts, grads = fn([x])
+    out = []
+    for a, g in zip(acts, grads):
+        alpha = [g[:, :, k].sum() / (g.shape[0] * g.shape[1]) for k in range(g.shape[2])]
+        cam = sum(alpha[k] * a[:, :, k] for k in range(a.shape[2]))
+        out.append(np.where(cam > 0, cam, 0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_gradcam_equals_independent_computation(tiny, images, layer):
+    x = tiny.preprocess(images[:3])
+    ours = gradcam(tiny, x, Selection(None, [4, 4, 4]), layer=layer, upsample=False)
+    expected = _independent_gradcam(tiny, x, 4, layer)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+    full = explain(tiny, "gradcam", images[:3], Target.of_class(4), {"layer": layer}).maps
+    assert full.shape == (3, 1, 16, 16) and full.min() >= 0
+
+
+def test_gradcam_default_layer_and_bad_layer(tiny, images):
+    default = explain(tiny, "gradcam", images[:1], Target.of_class(0)).maps
+    conv2 = explain(tiny, "gradcam", images[:1], Target.of_class(0), {"layer": "conv2"}).maps
+    np.testing.assert_array_equal(default, conv2)  # last spatial layer before the output
+    with pytest.raises(InvalidParameterError, match="spatial"):
+        explain(tiny, "gradcam", images[:1], Target.of_class(0), {"layer": "flatten"})
+    with pytest.raises(InvalidParameterError, match="no layer named"):
+        explain(tiny, "gradcam", images[:1], Target.of_class(0), {"layer": "nope"})
+
+
+def test_counterfactual_gradcam_is_negated_gradients(tiny, images):
+    x = tiny.preprocess(images[:2])
+    sel = Selection(None, [1, 1])
+    pos = gradcam(tiny, x, sel, layer="conv2", upsample=False)
+    neg = gradcam(tiny, x, sel, layer="conv2", counterfactual=True, upsample=False)
+    assert pos.min() >= 0 and neg.min() >= 0
+    assert not np.any((pos > 0) & (neg > 0)), "a location cannot both support and oppose the class"
+
+
+def test_occluding_top_patch_lowers_score_most(tiny, images):
+    """With stride = patch the map is the score drop of each patch: occluding the top patch must lower the class
+    score more than occluding the lowest-scored one."""
+    patch = 4
+    e = explain(tiny, "occlusion", images[:3], Target.of_class(2), {"patch": patch, "stride": patch, "fill": "black"})
+    x = tiny.preprocess(images[:3])
+    for i in range(3):
+        m = e.maps[i, 0]
+        cells = {(r, c): m[r:r + patch, c:c + patch].mean() for r in range(0, 16, patch) for c in range(0, 16, patch)}
+        top, low = max(cells, key=cells.get), min(cells, key=cells.get)
+        occluded = []
+        for r, c in (top, low):
+            xi = x[i:i + 1].copy()
+            xi[0, r:r + patch, c:c + patch] = 0.0
+            occluded.append(tiny.neuron_scores(xi, None, [2])[0])
+        base = tiny.neuron_scores(x[i:i + 1], None, [2])[0]
+        assert base - occluded[0] > base - occluded[1]
+        np.testing.assert_allclose(base - occluded[0], cells[top], rtol=1e-4, atol=1e-5)
+
+
+def test_patch_positions_cover_the_image():
+    assert patch_positions(16, 4, 4) == [0, 4, 8, 12]
+    assert patch_positions(10, 4, 3) == [0, 3, 6]
+    assert patch_positions(11, 4, 3) == [0, 3, 6, 7]
+    with pytest.raises(InvalidParameterError):
+        patch_positions(4, 8, 2)
+
+
+def test_lrp_epsilon_conserves_the_logit_on_bias_free_net(tiny_nobias, images):
+    x = tiny_nobias.preprocess(images)
+    cls = tiny_nobias.logits(x).argmax(1)
+    logit = tiny_nobias.neuron_scores(x, None, cls)
+    e = explain(tiny_nobias, "lrp.epsilon", images, Target.predicted(), {"epsilon": 1e-9})
+    np.testing.assert_allclose(e.raw.sum(axis=(1, 2, 3, 4)), logit, rtol=0.02)
+
+
+def test_lrp_z_equals_input_times_gradient_on_bias_free_relu_net(tiny_nobias, images):
+    a = explain(tiny_nobias, "lrp.z", images[:3], Target.of_class(1)).maps
+    b = explain(tiny_nobias, "input_t_gradient", images[:3], Target.of_class(1)).maps
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
+
+
+# --------------------------------------------------------------------------- targets
+def test_top_neurons_are_the_most_activated(tiny, images):
+    e = explain(tiny, "gradient", images[:3], Target.top_neurons("conv2", 4))
+    assert e.maps.shape == (3, 4, 16, 16)
+    acts = tiny.activations(tiny.preprocess(images[:3]), "conv2")
+    for i in range(3):
+        assert list(e.indices[i]) == list(np.argsort(-acts[i], kind="stable")[:4])
+        assert acts[i, e.indices[i, 0]] >= acts[i, e.indices[i, 3]]
+    assert e.layer == "conv2" and "conv2 neuron" in e.labels[0][0]
+
+
+def test_neuron_map_stays_in_receptive_field(tiny, images):
+    """A neuron of conv1 (3×3 kernel) at (row 5, col 7) depends on input rows 5–7 and columns 7–9 only."""
+    from xai_core.methods import flat_neuron_index
+
+    idx = flat_neuron_index(tiny.layer("conv1").output_shape, (5, 7, 2))
+    for method in ("gradient", "lrp.epsilon", "integrated_gradients"):
+        m = explain(tiny, method, images[:1], Target.neuron("conv1", idx)).maps[0, 0]
+        outside = m.copy()
+        outside[5:8, 7:10] = 0
+        assert np.all(outside == 0), method
+
+
+def test_predicted_target_explains_the_argmax(tiny, images):
+    e = explain(tiny, "gradient", images, Target.predicted())
+    assert list(e.indices[:, 0]) == list(tiny.predict(images).argmax(1))
+    assert e.labels[0][0].endswith(f"(class {e.indices[0, 0]})")
+
+
+@pytest.mark.parametrize("target, message", [
+    (Target.of_class(5), "out of range"),
+    (Target.of_class(-1), "out of range"),
+    (Target.neuron("conv2", 10_000), "out of range"),
+    (Target.neuron("image", 0), "cannot explain neurons"),
+    (Target.neuron("missing", 0), "no layer named"),
+    (Target.top_neurons("conv2", 3), "Top-k"),
+])
+def test_bad_targets_raise_readable_errors(tiny, images, target, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        explain(tiny, "gradient", images[:1], target)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"steps": 1}, "between"),
+    ({"steps": "many"}, "integer"),
+    ({"reference": "purple"}, "one of"),
+    ({"noise": 1}, "no parameter"),
+])
+def test_bad_parameters_raise_readable_errors(tiny, images, params, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        explain(tiny, "integrated_gradients", images[:1], Target.of_class(0), params)
+
+
+def test_unknown_method_lists_valid_ones(tiny, images):
+    with pytest.raises(InvalidParameterError, match="gradient"):
+        explain(tiny, "pattern.net", images[:1])
+
+
+def test_wrong_image_shape_is_a_readable_error(tiny):
+    with pytest.raises(InvalidParameterError, match="Expected images of shape"):
+        explain(tiny, "gradient", np.zeros((1, 8, 8, 3), np.float32))
+
+
+# --------------------------------------------------------------------------- support checks
+def test_relu_only_methods_not_offered_for_swish_nets(images):
+    swish = make_bundle(lambda: tiny_cnn(activation="swish", seed=3), "tiny-swish")
+    offered = methods_for(swish)
+    for mid in ("deconvnet", "guided_backprop", "deep_taylor", "deep_taylor.bounded", "gradcam.guided"):
+        assert mid not in offered, mid
+        assert "ReLU" in unsupported_reason(swish, mid)
+        with pytest.raises(UnsupportedMethodError):
+            explain(swish, mid, images[:1])
+    for mid in ("gradient", "integrated_gradients", "gradcam", "occlusion", "lrp.epsilon"):
+        assert mid in offered, mid
+        assert np.all(np.isfinite(explain(swish, mid, images[:1]).maps))
+
+
+def test_cam_not_offered_without_spatial_layers(images):
+    def dense_only():
+        inp = tf.keras.Input((16, 16, 3))
+        x = tf.keras.layers.Flatten()(inp)
+        return tf.keras.Model(inp, tf.keras.layers.Dense(5)(tf.keras.layers.Dense(8, activation="relu")(x)))
+
+    bundle = make_bundle(dense_only, "dense")
+    assert bundle.head == "none"
+    offered = methods_for(bundle)
+    assert "gradcam" not in offered and "gradcam.counterfactual" not in offered
+    assert "gradient" in offered and "lrp.epsilon" in offered
+
+
+def test_lrp_warning_checks_no_longer_abort(images):
+    """iNNvestigate bug: warning-type model checks raise NotImplementedError. A keras.layers.ReLU layer (missing
+    from iNNvestigate's CONVNET_LAYERS, as in MobileNet) made every LRP variant fail; with our fix it runs."""
+    import innvestigate
+    from innvestigate.analyzer.base import AnalyzerBase
+
+    from xai_core.methods import _innvestigate
+
+    def relu_layer_net():
+        inp = tf.keras.Input((16, 16, 3))
+        x = tf.keras.layers.Conv2D(4, 3)(inp)
+        x = tf.keras.layers.ReLU(max_value=6.0)(x)
+        x = tf.keras.layers.GlobalAveragePooling2D()(x)
+        return tf.keras.Model(inp, tf.keras.layers.Dense(5)(x))
+
+    bundle = make_bundle(relu_layer_net, "relu6")
+    with bundle.scope():  # the original behaviour, for the record
+        fixed = AnalyzerBase._do_model_checks
+        AnalyzerBase._do_model_checks = _innvestigate._ORIGINAL_DO_MODEL_CHECKS
+        try:
+            with pytest.raises(NotImplementedError):
+                innvestigate.create_analyzer("lrp.epsilon", bundle.model)
+        finally:
+            AnalyzerBase._do_model_checks = fixed
+    assert "lrp.epsilon" in methods_for(bundle)
+    e = explain(bundle, "lrp.epsilon", images[:2])
+    assert np.all(np.isfinite(e.maps)) and np.any(e.maps != 0)
+
+
+# --------------------------------------------------------------------------- caching and threads
+def test_analyzer_built_once_and_shared_across_classes(tiny, images):
+    explain(tiny, "lrp.alpha_2_beta_1", images[:1], Target.of_class(0))
+    keys = [k for k in tiny._cache if isinstance(k, tuple) and k[0] == "analyzer" and k[1] == "lrp.alpha_2_beta_1"]
+    analyzer = tiny._cache[keys[0]]
+    n_ops = len(tiny.graph.get_operations())
+    for cls in range(5):
+        explain(tiny, "lrp.alpha_2_beta_1", images[:2], Target.of_class(cls))
+    assert len([k for k in tiny._cache if isinstance(k, tuple) and k[:2] == ("analyzer", "lrp.alpha_2_beta_1")]) == 1
+    assert tiny._cache[keys[0]] is analyzer
+    assert len(tiny.graph.get_operations()) == n_ops, "a repeated request must not grow the graph"
+
+
+def test_runtime_parameters_do_not_rebuild(tiny, images):
+    explain(tiny, "smoothgrad", images[:1], params={"noise_level": 0.1})
+    n_ops = len(tiny.graph.get_operations())
+    explain(tiny, "smoothgrad", images[:1], params={"noise_level": 0.3, "seed": 5})
+    explain(tiny, "occlusion", images[:1], params={"fill": "blur"})
+    n_ops2 = len(tiny.graph.get_operations())
+    explain(tiny, "occlusion", images[:1], params={"fill": "gray"})
+    assert len(tiny.graph.get_operations()) == n_ops2 and n_ops2 >= n_ops
+
+
+def test_maps_from_four_threads_equal_serial_maps(images):
+    bundle = make_bundle(lambda: tiny_cnn(seed=7), "tiny-threads")
+    jobs = [("gradient", Target.of_class(0)), ("lrp.epsilon", Target.of_class(1)), ("gradcam", Target.of_class(2)),
+            ("occlusion", Target.of_class(3)), ("integrated_gradients", Target.predicted()),
+            ("guided_backprop", Target.top_neurons("conv2", 4)), ("smoothgrad", Target.of_class(4)),
+            ("deep_taylor", Target.of_class(0))]
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for j in range(len(jobs)):  # every thread runs every job, each in its own rotated order
+                k = (j + 2 * worker) % len(jobs)
+                mid, target = jobs[k]
+                results[(worker, k)] = explain(bundle, mid, images, target).maps
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for k, (mid, target) in enumerate(jobs):
+        serial = explain(bundle, mid, images, target).maps
+        for w in range(4):
+            np.testing.assert_allclose(results[(w, k)], serial, rtol=1e-5, atol=1e-6, err_msg=mid)

@@ -1,0 +1,14 @@
+"""XAI Lens entry point: page config, shared sidebar, navigation. Nothing else (pages do the work)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="XAI Lens", page_icon=":material/visibility:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
+]
+nav = st.navigation(pages)
+with st.sidebar:
+    st.caption("XAI Lens · explain Keras image classifiers with iNNvestigate, Grad-CAM and occlusion.")
+nav.run()

@@ -1,0 +1,79 @@
+"""Altair charts: pure functions from long-form DataFrames, with named selections read back by pages.
+
+Translating a selection event back into ids is a pure function next to its chart, so it can be unit-tested
+(AppTest cannot click charts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+PREDICTION_SELECTION = "pred_select"
+
+
+def predictions_frame(probs: np.ndarray, class_names: Sequence[str], k: int = 5,
+                      image_names: Sequence[str] | None = None, model_name: str = "") -> pd.DataFrame:
+    """Long form top-``k`` predictions: one row per (image, rank).
+
+    Columns: image, model, rank (1 = top), class_index, class_name, probability.
+    """
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    k = int(min(max(1, k), probs.shape[1]))
+    names = list(image_names) if image_names is not None else [f"image {i}" for i in range(len(probs))]
+    rows = []
+    for i, p in enumerate(probs):
+        for rank, c in enumerate(np.argsort(-p, kind="stable")[:k], start=1):
+            rows.append({"image": names[i], "model": model_name, "rank": rank, "class_index": int(c),
+                         "class_name": str(class_names[c]), "probability": float(p[c])})
+    return pd.DataFrame(rows, columns=["image", "model", "rank", "class_index", "class_name", "probability"])
+
+
+def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_bar: int = 22) -> alt.Chart:
+    """Horizontal bars of class probabilities for one image; clicking a bar selects its class.
+
+    The selection is named :data:`PREDICTION_SELECTION` over ``class_index``; read it back with
+    :func:`selected_class`.
+    """
+    sel = alt.selection_point(name=PREDICTION_SELECTION, fields=["class_index"], on="click", clear=False)
+    data = df.assign(label=df["class_name"] + "  (" + df["class_index"].astype(str) + ")",
+                     is_target=df["class_index"] == selected if selected is not None else False)
+    order = list(data.sort_values("rank")["label"])
+    base = alt.Chart(data).encode(
+        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("class_name:N", title="class"), alt.Tooltip("class_index:Q", title="index"),
+                 alt.Tooltip("probability:Q", format=".2%")],
+    )
+    bars = base.mark_bar(cursor="pointer").encode(
+        color=alt.condition("datum.is_target", alt.value("#d6336c"), alt.value("#4c78a8")),
+        opacity=alt.condition(sel, alt.value(1.0), alt.value(0.85)),
+    ).add_params(sel)
+    text = base.mark_text(align="left", dx=3, fontSize=11).encode(text=alt.Text("probability:Q", format=".1%"))
+    return (bars + text).properties(height=max(60, height_per_bar * len(data)))
+
+
+def selected_values(event: Any, selection: str, field: str) -> list[Any]:
+    """Values of ``field`` in a Streamlit chart selection event (``on_select="rerun"``); [] if none.
+
+    Accepts the event object or its dict form: ``{"selection": {name: [{field: value, ...}, ...]}}``.
+    """
+    if event is None:
+        return []
+    state = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    points = state.get(selection) if isinstance(state, dict) else getattr(state, selection, None)
+    if not points:
+        return []
+    if isinstance(points, dict):  # interval selections: {field: [lo, hi]}
+        return list(points.get(field, []))
+    return [p[field] for p in points if isinstance(p, dict) and field in p]
+
+
+def selected_class(event: Any) -> int | None:
+    """The class index clicked in :func:`predictions_chart`, or None."""
+    values = selected_values(event, PREDICTION_SELECTION, "class_index")
+    return int(values[-1]) if values else None

@@ -1,0 +1,129 @@
+"""Engine benchmark: analyzer build cost, warm latency, overhead over a bare session.run, cache vs rebuild.
+
+Run by hand (not a test) on a quiet machine:
+
+    .venv/bin/python bench/bench_engine.py                      # demo CNN (all methods) + MobileNetV2 subset
+    .venv/bin/python bench/bench_engine.py --models demo --repeats 20
+
+Prints Markdown tables; results are recorded in docs/benchmarks.md with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import tensorflow as tf  # noqa: E402
+
+from xai_core.bundle import PREPROCESSINGS, ModelBundle  # noqa: E402
+from xai_core.methods import REGISTRY, Target, explain, methods_for  # noqa: E402
+from xai_core.models.demo import load_demo_model  # noqa: E402
+
+MOBILENET_METHODS = ("gradient", "guided_backprop", "integrated_gradients", "lrp.epsilon",
+                     "lrp.sequential_preset_a", "deep_taylor", "gradcam")
+
+
+def timed(fn, repeats: int = 1) -> tuple[float, object]:
+    """Median wall time in seconds over ``repeats`` calls, and the last result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def bare_gradient(bundle: ModelBundle, x: np.ndarray, cls: int, repeats: int) -> float:
+    """``session.run`` of d logit[cls] / d input, built once: the floor any gradient request can reach."""
+    with bundle.scope():
+        idx = tf.compat.v1.placeholder(tf.int32, (None,))
+        score = tf.gather(bundle.model.output, idx, axis=1, batch_dims=1)
+        grad = tf.gradients(tf.reduce_sum(score), bundle.model.input)[0]
+    feed = {bundle.model.input: x, idx: np.full(len(x), cls, np.int32)}
+    bundle.session.run(grad, feed)  # warm-up
+    t, _ = timed(lambda: bundle.session.run(grad, feed), repeats)
+    return t
+
+
+def rebuild_each_time(bundle: ModelBundle, x: np.ndarray, cls: int) -> float:
+    """What iNNvestigate-GUI does per request: create the analyzer, then analyze."""
+    import innvestigate
+
+    def once():
+        with bundle.scope():
+            a = innvestigate.create_analyzer("gradient", bundle.model, neuron_selection_mode="index")
+            return a.analyze(x, neuron_selection=np.full(len(x), cls))
+
+    t, _ = timed(once, 1)
+    return t
+
+
+def bench_model(name: str, bundle: ModelBundle, methods: list[str], repeats: int) -> None:
+    h, w, c = bundle.input_shape
+    rng = np.random.default_rng(0)
+    img1 = (rng.random((1, h, w, c)) * 255).astype(np.float32)
+    img16 = (rng.random((16, h, w, c)) * 255).astype(np.float32)
+    cls = Target.of_class(1)
+    print(f"\n### {name}: input {h}×{w}×{c}, {bundle.num_params:,} parameters, {len(bundle.layers)} layers\n")
+    print("| method | build + first map (s) | warm, 1 image (ms) | warm, 16 images (ms) |")
+    print("|---|---:|---:|---:|")
+    for mid in methods:
+        try:
+            build, _ = timed(lambda m=mid: explain(bundle, m, img1, cls))
+            warm1, _ = timed(lambda m=mid: explain(bundle, m, img1, cls), repeats)
+            warm16, _ = timed(lambda m=mid: explain(bundle, m, img16, cls), max(3, repeats // 3))
+            print(f"| {mid} | {build:.2f} | {warm1 * 1e3:.1f} | {warm16 * 1e3:.1f} |", flush=True)
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+            print(f"| {mid} | failed: {type(exc).__name__}: {str(exc)[:80]} | | |", flush=True)
+
+    x16 = bundle.preprocess(img16)
+    bare16 = bare_gradient(bundle, x16, 1, repeats)
+    ours16, _ = timed(lambda: explain(bundle, "gradient", img16, cls), repeats)
+    bare1 = bare_gradient(bundle, x16[:1], 1, repeats)
+    ours1, _ = timed(lambda: explain(bundle, "gradient", img1, cls), repeats)
+    rebuild = rebuild_each_time(bundle, x16[:1], 1)
+    print("\n| measure | value |")
+    print("|---|---:|")
+    print(f"| bare session.run gradient, 16 images | {bare16 * 1e3:.1f} ms |")
+    print(f"| explain('gradient'), 16 images, warm | {ours16 * 1e3:.1f} ms |")
+    print(f"| **overhead over bare run, 16 images** | **{(ours16 / bare16 - 1) * 100:+.0f} %** (target ≤ +25 %) |")
+    print(f"| bare session.run gradient, 1 image | {bare1 * 1e3:.2f} ms |")
+    print(f"| explain('gradient'), 1 image, warm | {ours1 * 1e3:.2f} ms |")
+    print(f"| overhead over bare run, 1 image | {(ours1 / bare1 - 1) * 100:+.0f} % |")
+    print(f"| rebuild analyzer + analyze, 1 image (iNNvestigate-GUI style) | {rebuild:.2f} s |")
+    print(f"| **repeated request vs rebuild** | **{rebuild / ours1:,.0f}× faster** (target ≥ 50×) |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="demo,mobilenetv2", help="comma list of: demo, mobilenetv2")
+    ap.add_argument("--demo-model", default="digits_cnn")
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+    print(f"Python {platform.python_version()}, TensorFlow {tf.__version__}, {platform.machine()}, "
+          f"{__import__('os').cpu_count()} cores; median of {args.repeats} warm runs")
+    for which in args.models.split(","):
+        if which == "demo":
+            bundle = load_demo_model(args.demo_model)
+            bench_model(f"Demo model {args.demo_model}", bundle, list(methods_for(bundle)), args.repeats)
+        elif which == "mobilenetv2":
+            t = time.perf_counter()
+            bundle = ModelBundle.create(lambda: tf.keras.applications.MobileNetV2(weights=None),
+                                        name="MobileNetV2", preprocessing=PREPROCESSINGS["symmetric"])
+            print(f"\nMobileNetV2 (weights=None) loaded in {time.perf_counter() - t:.1f} s")
+            methods = [m for m in MOBILENET_METHODS if m in REGISTRY]
+            bench_model("MobileNetV2 (weights=None)", bundle, methods, max(3, args.repeats // 3))
+        else:
+            ap.error(f"unknown model {which}")
+
+
+if __name__ == "__main__":
+    main()

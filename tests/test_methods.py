@@ -54,6 +54,37 @@ def test_registry_covers_every_innvestigate_analyzer():
     assert missing <= {"random"}, missing
 
 
+@pytest.fixture(scope="module")
+def resnet():
+    """The demo's BatchNormalization + residual Add model, and a few of its test images."""
+    from xai_core.data.demo import load_demo_set
+    from xai_core.models.demo import load_demo_model
+
+    return load_demo_model("digits_resnet"), load_demo_set("digits", "test").images[:3].astype(np.float32)
+
+
+@pytest.mark.parametrize("method_id", ALL)
+def test_every_method_on_batchnorm_residual_model(resnet, method_id):
+    """BatchNormalization and Add layers: every method builds, runs and gives finite maps. (This caught two
+    iNNvestigate problems: the BN reverse layer's list-valued axis, and variables its LRP rules create.)"""
+    bundle, imgs = resnet
+    assert method_id in methods_for(bundle)
+    e = explain(bundle, method_id, imgs)
+    assert e.maps.shape == (3, 1, 32, 32) and np.all(np.isfinite(e.maps))
+
+
+def test_integrated_gradients_completeness_on_batchnorm_model(resnet):
+    from xai_core.methods.gradient import reference_input
+
+    bundle, imgs = resnet
+    x = bundle.preprocess(imgs)
+    cls = bundle.logits(x).argmax(1)
+    e = explain(bundle, "integrated_gradients", imgs, Target.predicted(), {"steps": 64})
+    delta = bundle.neuron_scores(x, None, cls) - bundle.neuron_scores(
+        np.repeat(reference_input(bundle, "black"), 3, axis=0), None, cls)
+    np.testing.assert_allclose(e.raw.sum(axis=(1, 2, 3, 4)), delta, rtol=0.05)
+
+
 # --------------------------------------------------------------------------- meaning
 def _fd_gradient(bundle, x, cls, positions, h=1e-3):
     out = []

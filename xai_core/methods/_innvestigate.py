@@ -12,8 +12,10 @@ from typing import Any
 
 import innvestigate  # noqa: E402
 import numpy as np
+import tensorflow as tf  # noqa: E402
 from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelException  # noqa: E402
 from innvestigate.analyzer.network_base import AnalyzerNetworkBase  # noqa: E402
+from innvestigate.analyzer.relevance_based.relevance_analyzer import BatchNormalizationReverseLayer  # noqa: E402
 from innvestigate.backend import graph as igraph  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
@@ -49,6 +51,38 @@ def _do_model_checks_fixed(self: AnalyzerBase) -> None:
 _ORIGINAL_DO_MODEL_CHECKS = AnalyzerBase._do_model_checks  # kept for the test that shows the bug
 AnalyzerBase._do_model_checks = _do_model_checks_fixed
 
+_ORIGINAL_BN_INIT = BatchNormalizationReverseLayer.__init__
+
+
+def _bn_reverse_init_fixed(self: BatchNormalizationReverseLayer, layer: Any, state: Any) -> None:
+    """iNNvestigate 2.1.2 bug: ``BatchNormalizationReverseLayer`` takes ``axis`` from ``layer.get_config()``,
+    which Keras 2.14 returns as a list (``[3]``); ``broadcast_shape[self._axis]`` then raises "tuple indices must
+    be integers or slices, not ListWrapper", so every LRP analyzer that uses the dedicated BN rule (the generic
+    ``lrp`` with a rule name) failed on any BatchNormalization model. Here a one-element axis list becomes an
+    int. Test: tests/test_methods.py::test_every_method_on_batchnorm_residual_model.
+    """
+    _ORIGINAL_BN_INIT(self, layer, state)
+    axis = self._axis
+    if not isinstance(axis, int) and len(list(axis)) == 1:
+        self._axis = int(list(axis)[0])
+
+
+BatchNormalizationReverseLayer.__init__ = _bn_reverse_init_fixed
+
+
+def initialize_new_variables(session: Any) -> None:
+    """Initialise variables an analyzer created (LRP's BatchNormalization rules create some).
+
+    Keras initialises them lazily inside ``predict_on_batch``; analyzers fed directly with ``session.run`` (see
+    :func:`analyze`) need it done once after building. Only uninitialised variables are touched.
+    """
+    variables = session.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+    if not variables:
+        return
+    missing = {name.decode() for name in session.run(tf.compat.v1.report_uninitialized_variables(variables))}
+    if missing:
+        session.run([v.initializer for v in variables if v.op.name in missing])
+
 
 def make_analyzer(bundle: ModelBundle, name: str, layer: str | None, **kwargs: Any) -> Any:
     """Construct (not build) an iNNvestigate analyzer for the neuron model of ``layer``. Cheap."""
@@ -82,6 +116,7 @@ def built_analyzer(bundle: ModelBundle, method_id: str, name: str, layer: str | 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 analyzer.create_analyzer_model()
+            initialize_new_variables(bundle.session)
             return analyzer
         except NotAnalyzeableModelException as exc:
             raise UnsupportedMethodError(str(exc)) from exc

@@ -24,7 +24,7 @@ st.markdown(
 families = {f: sum(spec.family == f for spec in REGISTRY.values()) for f in FAMILIES}
 cols = st.columns(len(families))
 for col, (family, count) in zip(cols, families.items()):
-    col.metric(family, f"{count} method{'s' if count != 1 else ''}")
+    col.metric(f"{family} methods", count)
 
 st.subheader("Try it on the built-in demo")
 st.caption("The demo models were trained on data that ships with the app, so this works fully offline.")
@@ -70,7 +70,7 @@ for col, method_id in zip(map_cols, SHOWN_METHODS):
     )
     if result is None:
         continue
-    norm = normalize(result.maps[0, 0], signed=spec.signed)
+    norm = normalize(result.maps[0, 0], signed=spec.signed, mode="percentile", percentile=99.5)
     col.image(upscale(overlay(to_display(image[0]), norm, spec.signed, alpha=0.7), 224), caption=spec.label,
               width=224)
     col.caption(spec.summary)

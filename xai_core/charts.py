@@ -33,15 +33,16 @@ def predictions_frame(probs: np.ndarray, class_names: Sequence[str], k: int = 5,
     return pd.DataFrame(rows, columns=["image", "model", "rank", "class_index", "class_name", "probability"])
 
 
-def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_bar: int = 22) -> alt.Chart:
+def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_bar: int = 28) -> alt.Chart:
     """Horizontal bars of class probabilities for one image; clicking a bar selects its class.
 
     The selection is named :data:`PREDICTION_SELECTION` over ``class_index``; read it back with
     :func:`selected_class`.
     """
     sel = alt.selection_point(name=PREDICTION_SELECTION, fields=["class_index"], on="click", clear=False)
-    data = df.assign(label=df["class_name"] + "  (" + df["class_index"].astype(str) + ")",
-                     is_target=df["class_index"] == selected if selected is not None else False)
+    idx = df["class_index"].astype(str)
+    label = df["class_name"].where(df["class_name"] == idx, df["class_name"] + "  (" + idx + ")")
+    data = df.assign(label=label, is_target=df["class_index"] == selected if selected is not None else False)
     order = list(data.sort_values("rank")["label"])
     base = alt.Chart(data).encode(
         y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
@@ -53,8 +54,8 @@ def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_
         color=alt.condition("datum.is_target", alt.value("#d6336c"), alt.value("#4c78a8")),
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.85)),
     ).add_params(sel)
-    text = base.mark_text(align="left", dx=3, fontSize=11).encode(text=alt.Text("probability:Q", format=".1%"))
-    return (bars + text).properties(height=max(60, height_per_bar * len(data)))
+    text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("probability:Q", format=".1%"))
+    return (bars + text).properties(height=alt.Step(height_per_bar))
 
 
 def selected_values(event: Any, selection: str, field: str) -> list[Any]:

@@ -1,0 +1,1 @@
+"""Real-browser tests. A package, so its conftest does not shadow tests/conftest.py as module ``conftest``."""

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf  # noqa: E402
-from conftest import make_bundle, tiny_cnn
+from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
 from xai_core.methods import REGISTRY, Target, explain, get_method, methods_for, unsupported_reason

@@ -24,6 +24,12 @@ def validate_classifier(model: Any) -> None:
     if not isinstance(model, tf.keras.Model):
         raise ModelLoadError(f"The file holds a {type(model).__name__}, not a Keras model.")
     inputs, outputs = model.inputs or [], model.outputs or []
+    if not inputs:
+        raise ModelLoadError(
+            "The model has no defined input: it was probably saved before it was built (a Sequential model "
+            "without an input shape). Start it with keras.Input((height, width, channels)), e.g. "
+            "keras.Input((224, 224, 3)), and save it again."
+        )
     if len(inputs) != 1:
         raise ModelLoadError(
             f"The model has {len(inputs)} inputs; XAI Lens explains image classifiers with exactly one "
@@ -67,35 +73,70 @@ def flatten_nested(model: Any) -> Any:
     iNNvestigate treats a nested model (e.g. a keras.applications network used as one layer of a transfer
     learning model) as an opaque layer without propagation rules, so nested models are inlined: every inner
     layer is called again on the outer tensors, sharing its weights.
+
+    Layers are replayed with the arguments of their original call. Do not force ``training=False`` here,
+    tempting as it is (it removes the learning-phase ``cond`` of every BatchNormalization and builds ~3x
+    faster): a static FusedBatchNormV3 breaks every iNNvestigate analyzer after the first on the same model
+    (KeyError in ``reverse_model``; the first analyzer's gradients make Keras wrap the BN op into an op-layer,
+    which overwrites the BN output's Keras history). An inner layer whose name clashes with another layer of
+    the flattened model is renamed ``<inner model>_<layer>`` (layer names must be unique within one model).
     """
     if not any(_is_nested(layer) for layer in model.layers):
         return model
     new_inputs = [tf.keras.Input(tensor=None, shape=t.shape[1:], dtype=t.dtype, name=f"{t.name.split(':')[0]}_flat")
                   for t in model.inputs]
-    outputs = _replay(model, new_inputs)
+    called: list[tuple[Any, Any]] = []  # (layer, the model it came from), in call order
+    outputs = _replay(model, new_inputs, called)
+    _make_names_unique(called, {t.name.split(":")[0] for t in new_inputs})
     return tf.keras.Model(new_inputs, outputs, name=f"{model.name}")
 
 
-def _replay(model: Any, inputs: list[Any]) -> list[Any]:
+def _make_names_unique(called: list[tuple[Any, Any]], taken: set[str]) -> None:
+    seen: set[int] = set()
+    for layer, owner in called:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer.name in taken:
+            base = f"{owner.name}_{layer.name}"
+            name, k = base, 1
+            while name in taken:
+                k += 1
+                name = f"{base}_{k}"
+            layer._name = name
+        taken.add(layer.name)
+
+
+def _nodes_in_order(model: Any) -> list[Any]:
+    if not getattr(model, "_is_graph_network", False) or not hasattr(model, "_nodes_by_depth"):
+        raise ModelLoadError(
+            f"The model contains a nested model '{model.name}' that is not a Functional or Sequential model "
+            "(a subclassed model?). XAI Lens can only look inside Functional/Sequential models; rebuild it "
+            "with the functional API and save it again."
+        )
+    return [node for depth in sorted(model._nodes_by_depth.keys(), reverse=True)
+            for node in model._nodes_by_depth[depth]]
+
+
+def _replay(model: Any, inputs: list[Any], called: list[tuple[Any, Any]]) -> list[Any]:
     """Call the layers of functional ``model`` on ``inputs``, recursing into nested models."""
     tensor_map: dict[str, Any] = {str(id(x)): y for x, y in zip(model.inputs, inputs)}
-    depth_keys = sorted(model._nodes_by_depth.keys(), reverse=True)
-    for depth in depth_keys:
-        for node in model._nodes_by_depth[depth]:
-            if node.is_input:
-                continue
-            if any(t_id not in tensor_map for t_id in node.flat_input_ids):
-                continue
-            args, kwargs = node.map_arguments({k: [v] for k, v in tensor_map.items()})
-            layer = node.layer
-            if _is_nested(layer):
-                flat_args = tf.nest.flatten(args)
-                outs = _replay(layer, flat_args)
-                outs = outs[0] if len(outs) == 1 else outs
-            else:
-                outs = layer(*args, **kwargs)
-            for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outs)):
-                tensor_map[x_id] = y
+    for node in _nodes_in_order(model):
+        if node.is_input:
+            continue
+        if any(t_id not in tensor_map for t_id in node.flat_input_ids):
+            continue
+        args, kwargs = node.map_arguments({k: [v] for k, v in tensor_map.items()})
+        layer = node.layer
+        if _is_nested(layer):
+            flat_args = tf.nest.flatten(args)
+            outs = _replay(layer, flat_args, called)
+            outs = outs[0] if len(outs) == 1 else outs
+        else:
+            outs = layer(*args, **kwargs)
+            called.append((layer, model))
+        for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outs)):
+            tensor_map[x_id] = y
     return [tensor_map[str(id(t))] for t in model.outputs]
 
 

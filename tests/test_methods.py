@@ -389,6 +389,17 @@ def test_analyzer_built_once_and_shared_across_classes(tiny, images):
     assert len(tiny.graph.get_operations()) == n_ops, "a repeated request must not grow the graph"
 
 
+def test_augmented_methods_get_smaller_batches(tiny):
+    """Integrated gradients multiplies the batch by its steps: images per call shrink to stay within memory."""
+    from xai_core.methods.explain import PASS_BUDGET_224, images_per_call
+
+    ig, grad = get_method("integrated_gradients"), get_method("gradient")
+    budget = int(PASS_BUDGET_224 * 224 * 224 / (16 * 16))
+    assert images_per_call(tiny, grad, {}, 32) == 32
+    assert images_per_call(tiny, ig, {"steps": 256}, 32) == min(32, budget // 256)
+    assert images_per_call(tiny, ig, {"steps": 256}, 32) * 256 <= budget
+
+
 def test_runtime_parameters_do_not_rebuild(tiny, images):
     explain(tiny, "smoothgrad", images[:1], params={"noise_level": 0.1})
     n_ops = len(tiny.graph.get_operations())

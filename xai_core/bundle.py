@@ -194,7 +194,14 @@ class ModelBundle:
             yield
 
     def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """Return ``self._cache[key]``, calling ``build()`` inside :meth:`scope` the first time."""
+        """Return ``self._cache[key]``, calling ``build()`` inside :meth:`scope` the first time.
+
+        Hits are read without the lock (a dict lookup is atomic); misses build under the lock, once.
+        """
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
         with self.scope():
             if key not in self._cache:
                 self._cache[key] = build()
@@ -207,8 +214,12 @@ class ModelBundle:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """``(H, W, C)`` of the model input."""
-        _, h, w, c = self.model.input_shape
-        return int(h), int(w), int(c)
+
+        def build() -> tuple[int, int, int]:
+            _, h, w, c = self.model.input_shape
+            return int(h), int(w), int(c)
+
+        return self.cached("input_shape", build)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -157,12 +157,12 @@ def analyze(bundle: ModelBundle, method_id: str, name: str, x: np.ndarray, selec
     """Run analyzer ``name`` on model input ``x`` for one neuron per image."""
     analyzer = built_analyzer(bundle, method_id, name, selection.layer, **kwargs)
     direct = bundle.cached(("direct", id(analyzer)), lambda: _direct_fetches(analyzer))
-    with bundle.scope():
-        if direct is not None:
-            x_in, idx_in, out_t = direct
-            indices = analyzer._get_neuron_selection_array(selection.indices, len(x))
-            out = bundle.session.run(out_t, {x_in: x, idx_in: indices})
-        else:
+    if direct is not None:  # Session.run is thread-safe: no lock or default-graph scope needed to run
+        x_in, idx_in, out_t = direct
+        indices = analyzer._get_neuron_selection_array(selection.indices, len(x))
+        out = bundle.session.run(out_t, {x_in: x, idx_in: indices})
+    else:
+        with bundle.scope():  # Keras' predict path needs the bundle's graph and session as defaults
             out = analyzer.analyze(x, neuron_selection=selection.indices)
     if isinstance(out, dict | list):  # pragma: no cover - only for multi-input models
         out = next(iter(out.values())) if isinstance(out, dict) else out[0]

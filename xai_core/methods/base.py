@@ -133,7 +133,12 @@ class MethodSpec:
     feature_layer: bool = False
     support: SupportFn | None = None
     innvestigate_name: str | None = None
+    augment_param: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def augmentation(self, params: dict[str, Any]) -> int:
+        """How many model passes one image costs (IG steps, SmoothGrad samples); 1 for most methods."""
+        return max(1, int(params.get(self.augment_param) or 1)) if self.augment_param else 1
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -144,7 +144,7 @@ _SPECS = [
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks, ICML.",
         params=(Param("steps", "int", 32, "Steps", "Points on the path; more is more exact and slower.",
                       min=2, max=256, step=1), REFERENCE),
-        run=_integrated_gradients, innvestigate_name="integrated_gradients",
+        run=_integrated_gradients, innvestigate_name="integrated_gradients", augment_param="steps",
     ),
     MethodSpec(
         id="smoothgrad", label="SmoothGrad", family="Gradient",
@@ -159,7 +159,7 @@ _SPECS = [
             Param("seed", "int", 0, "Random seed", "Fixes the noise so maps are reproducible.",
                   min=0, max=2**31 - 1, step=1, builds=False),
         ),
-        run=_smoothgrad, innvestigate_name="gradient",
+        run=_smoothgrad, innvestigate_name="gradient", augment_param="samples",
     ),
 ]
 

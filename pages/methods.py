@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.router import through_router
 from xai_core.methods import FAMILIES, REGISTRY
 
+through_router()
 st.title("Explanation methods")
 st.markdown(f"XAI Lens offers **{len(REGISTRY)} methods** in {len(FAMILIES)} families. Each model only offers "
             "the methods that can run on it (for example, ReLU-only methods are hidden for swish networks).")

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,13 +94,13 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory) -> Iterator[str]:
-    """Start ``streamlit run streamlit_app.py`` on a free port; yield its URL; stop it afterwards."""
+@contextmanager
+def streamlit_server(log_path: Path) -> Iterator[str]:
+    """Run ``streamlit run streamlit_app.py`` on a free port, logging to ``log_path``; yield its URL."""
     global _server_log
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    _server_log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    _server_log = log_path
     cmd = [
         sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
         "--server.headless", "true",
@@ -132,6 +133,20 @@ def app_url(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory) -> Iterator[str]:
+    """One server for the whole browser session."""
+    with streamlit_server(tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_app_url(tmp_path) -> Iterator[str]:
+    """A server of its own that no page has been opened on yet (for first-request behaviour)."""
+    with streamlit_server(tmp_path / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

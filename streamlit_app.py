@@ -6,6 +6,7 @@ st.set_page_config(page_title="XAI Lens", page_icon=":material/visibility:", lay
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/visualize.py", title="Visualize", icon=":material/image_search:"),
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
 ]
 nav = st.navigation(pages)

@@ -6,17 +6,41 @@ and lock, so any session's thread can use it); data lives in ``st.cache_data`` w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from xai_core.bundle import ModelBundle
+from xai_core.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.charts import selected_class
 from xai_core.data.demo import DemoSet, load_demo_set
-from xai_core.errors import XaiLensError
-from xai_core.methods import Explanation, Target, explain
-from xai_core.models.demo import DEMO_MODELS, load_demo_model
+from xai_core.data.gallery import GalleryImage, demo_images, photos
+from xai_core.data.images import FIT_MODES, IMAGE_TYPES, fit_to_model, to_display
+from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key, from_records, make_record, unique
+from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
+from xai_core.exports import slug
+from xai_core.methods import (
+    FAMILIES,
+    REGISTRY,
+    TOP_K_CHOICES,
+    Explanation,
+    MethodSpec,
+    Target,
+    explain,
+    get_method,
+    unsupported_reason,
+)
+from xai_core.methods.explain import neuron_position
+from xai_core.methods.prepared import is_prepared, mark_prepared
+from xai_core.models.applications import APPLICATIONS, load_application, weights_cached
+from xai_core.models.demo import DEMO_MODELS, default_demo_model_id, load_demo_model
+from xai_core.models.upload import AUTO, MODEL_SUFFIXES, load_user_model
+from xai_core.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, VIEWS, upscale
 
 
 # --------------------------------------------------------------------------- models (cache_resource)
@@ -26,10 +50,15 @@ def demo_model(model_id: str) -> ModelBundle:
 
 
 def get_model(key: str) -> ModelBundle:
-    """A loaded model by key: ``demo:<id>``."""
+    """A loaded model by key: ``demo:<id>``, ``app:<Name>`` (a ``keras.applications`` network with ImageNet
+    weights) or ``upload:...`` (a user's model registered with :func:`register_upload`)."""
     source, _, name = key.partition(":")
     if source == "demo":
         return demo_model(name)
+    if source == "app":
+        return application_model(name)
+    if source == "upload":
+        return uploaded_model(key)
     raise XaiLensError(f"Unknown model '{key}'.")
 
 
@@ -54,7 +83,10 @@ def predictions(model_key: str, image_key: str, _images: np.ndarray) -> np.ndarr
 def explanation(model_key: str, method_id: str, image_key: str, target: Target, params_key: str,
                 _images: np.ndarray, _params: dict[str, Any]) -> Explanation:
     """Maps for ``_images`` (identified by ``image_key``); ``params_key`` is a stable repr of ``_params``."""
-    return explain(get_model(model_key), method_id, _images, target, _params)
+    bundle = get_model(model_key)
+    result = explain(bundle, method_id, _images, target, _params)
+    mark_prepared(bundle, method_id, _params, target.layer)
+    return result
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -76,3 +108,408 @@ def run_safely(fn: Callable[[], Any], what: str) -> Any | None:
 def state_key(page: str, name: str) -> str:
     """Session-state / widget key namespaced per page, e.g. ``home.model``."""
     return f"{page}.{name}"
+
+
+# =========================================================================== Visualize and friends
+# Images handed from any page to Visualize: a list of records {"key": str, "name": str, "pixels": uint8 (H, W, 3)}
+# (build them with xai_core.data.inputs.make_record, or call send_to_visualize).
+SHARED_IMAGES = "shared.images"
+MAX_IMAGES = 12  # images explained at once
+MAX_UPLOAD_SIDE = 1024  # uploaded photos are downscaled to this once; models take a few hundred pixels at most
+APP_RETRY_S = 60.0  # a failed ImageNet weights download is not retried on every rerun
+
+
+def send_to_visualize(images: Sequence[Any], names: Sequence[str] | None = None, *, switch: bool = False) -> int:
+    """Hand images to the Visualize page (replacing earlier ones); returns how many were sent.
+
+    ``images``: uint8/float pixel arrays ``(H, W[, 1|3|4])`` in [0, 255], or records made with
+    :func:`xai_core.data.inputs.make_record`. ``switch=True`` opens Visualize right away (not from a callback).
+    """
+    records = [img if isinstance(img, dict) else make_record(img, names[i] if names else f"image {i + 1}")
+               for i, img in enumerate(images)]
+    st.session_state[SHARED_IMAGES] = records
+    if switch:
+        st.switch_page("pages/visualize.py")
+    return len(records)
+
+
+# --------------------------------------------------------------------------- more model sources
+@st.cache_resource(show_spinner=False)
+def _download_failures() -> dict[str, tuple[float, str]]:
+    return {}
+
+
+@st.cache_resource(show_spinner="Building the Keras network (first use only) …", max_entries=4)
+def _application(name: str) -> ModelBundle:
+    return load_application(name)
+
+
+def application_model(name: str) -> ModelBundle:
+    """``keras.applications.<name>`` with ImageNet weights; offline the download error is remembered briefly."""
+    failed = _download_failures().get(name)
+    if failed and time.monotonic() - failed[0] < APP_RETRY_S:
+        raise WeightsUnavailableError(failed[1])
+    try:
+        return _application(name)
+    except WeightsUnavailableError as exc:
+        _download_failures()[name] = (time.monotonic(), str(exc))
+        raise
+
+
+@st.cache_resource(show_spinner=False)
+def _upload_store() -> dict[str, tuple[bytes, str, str, tuple[str, ...] | None]]:
+    return {}
+
+
+def register_upload(data: bytes, filename: str, preprocessing: str = AUTO,
+                    class_names: Sequence[str] | None = None) -> str:
+    """Keep an uploaded model file in memory; returns its model key (content hash + options) for get_model."""
+    classes = tuple(class_names) if class_names else None
+    ckey = content_key("\n".join(classes).encode()) if classes else "-"
+    key = f"upload:{content_key(data)}:{preprocessing}:{ckey}"
+    store = _upload_store()
+    store[key] = (bytes(data), filename, preprocessing, classes)
+    while len(store) > 8:
+        store.pop(next(iter(store)))
+    return key
+
+
+@st.cache_resource(show_spinner="Loading your model …", max_entries=8)
+def uploaded_model(key: str) -> ModelBundle:
+    try:
+        data, filename, preprocessing, classes = _upload_store()[key]
+    except KeyError:
+        raise ModelLoadError("That uploaded model is no longer in memory: upload the file again.") from None
+    return load_user_model(data, filename, preprocessing=preprocessing,
+                           class_names=list(classes) if classes else None)
+
+
+def model_choices() -> dict[str, str]:
+    """Model key → label: demo models, every keras.applications network, the user's uploads."""
+    out = {f"demo:{m.id}": f"Demo · {m.title} ({m.test_accuracy:.0%})" for m in DEMO_MODELS.values()}
+    for name, spec in APPLICATIONS.items():
+        note = "" if weights_cached(name) else " · downloads weights"
+        out[f"app:{name}"] = f"ImageNet · {name} ({spec.input_size[0]}×{spec.input_size[1]}){note}"
+    for key, (_, filename, preprocessing, _) in _upload_store().items():
+        out[key] = f"Yours · {filename} ({preprocessing})"
+    return out
+
+
+def model_summary_frame(bundles: Sequence[ModelBundle]) -> pd.DataFrame:
+    """One compact row per model: input, parameters, layers, classes, preprocessing, source."""
+    return pd.DataFrame([{
+        "model": b.name, "input": "×".join(map(str, b.input_shape)), "parameters": f"{b.num_params:,}",
+        "layers": len(b.layers), "classes": b.num_classes, "preprocessing": b.preprocessing.name,
+        "source": b.source} for b in bundles])
+
+
+# --------------------------------------------------------------------------- images
+@lru_cache(maxsize=1)
+def gallery() -> dict[str, GalleryImage]:
+    """The offline gallery: photos, then two test images per class of each demo data set."""
+    return {g.key: g for g in (*photos(), *demo_images("digits"), *demo_images("shapes"))}
+
+
+@st.cache_data(show_spinner="Reading the uploaded images …", max_entries=64)
+def _decoded(file_keys: tuple[str, ...], _files: tuple[tuple[str, bytes], ...]) -> tuple[list[ImageItem], list[str]]:
+    return decode_uploads(_files, max_side=MAX_UPLOAD_SIDE)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _fitted(key: str, size: tuple[int, int], channels: int, mode: str, _pixels: np.ndarray) -> np.ndarray:
+    return fit_to_model(_pixels, size, channels, mode)[None]
+
+
+def model_input(item: ImageItem, bundle: ModelBundle, mode: str) -> tuple[str, np.ndarray]:
+    """``(cache key, float32 (1, H, W, C))`` of ``item`` fitted to ``bundle``'s input with fit ``mode``."""
+    key = fit_key(item.key, bundle.input_size, bundle.channels, mode)
+    return key, _fitted(key, bundle.input_size, bundle.channels, mode, item.pixels)
+
+
+def thumbnails(items: Sequence[ImageItem], width: int = 76) -> None:
+    if items:
+        st.image([upscale(i.pixels, width) for i in items], width=width,
+                 caption=[i.name if len(i.name) <= 14 else i.name[:13] + "…" for i in items])
+
+
+def image_picker(page: str, default: Sequence[str] = ()) -> list[ImageItem]:
+    """Gallery multiselect, drag-and-drop upload and images sent from other pages; shows every problem with
+    st.error and returns the usable images (at most :data:`MAX_IMAGES`)."""
+    options = gallery()
+    init_state(f"{page}.gallery", [k for k in default if k in options])
+    chosen = st.multiselect("Gallery", list(options), format_func=lambda k: options[k].title,
+                            key=f"{page}.gallery", placeholder="Photos and demo data set images")
+    items = [ImageItem(k, options[k].title, options[k].pixels, "gallery") for k in chosen]
+    files = st.file_uploader("Upload images", type=list(IMAGE_TYPES), accept_multiple_files=True,
+                             key=f"{page}.uploads", help="PNG, JPEG, BMP, WebP, GIF or TIFF; grayscale, RGBA, "
+                             "palette and 16-bit images are converted to RGB.")
+    if files:
+        data = tuple((f.name, f.getvalue()) for f in files)
+        uploaded, errors = _decoded(tuple(f"{n}:{content_key(b)}" for n, b in data), data)
+        for message in errors:
+            st.error(message, icon=":material/broken_image:")
+        items += uploaded
+    sent, errors = from_records(st.session_state.get(SHARED_IMAGES))
+    for message in errors:
+        st.error(message, icon=":material/broken_image:")
+    if sent:
+        init_state(f"{page}.use_sent", True)
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        use = left.toggle(f"Use the {len(sent)} image{'s' * (len(sent) > 1)} sent from another page",
+                          key=f"{page}.use_sent")
+        right.button("Forget them", on_click=lambda: st.session_state.pop(SHARED_IMAGES, None), type="tertiary")
+        items += sent if use else []
+    items = unique(items)
+    if len(items) > MAX_IMAGES:
+        st.warning(f"{len(items)} images chosen; the first {MAX_IMAGES} are explained.")
+        items = items[:MAX_IMAGES]
+    init_state(f"{page}.fit", "center-crop")
+    st.radio("Fit to the model's input", list(FIT_MODES), key=f"{page}.fit", horizontal=True,
+             help="\n\n".join(f"**{k}**: {v}" for k, v in FIT_MODES.items()))
+    thumbnails(items)
+    return items
+
+
+# --------------------------------------------------------------------------- models
+def model_picker(page: str) -> list[str]:
+    """Multiselect of model keys, plus the upload of the user's own model (added to the selection once loaded)."""
+    key = f"{page}.models"
+    init_state(key, [f"demo:{default_demo_model_id()}"])
+    box = st.container()
+    with st.expander("Use your own model", icon=":material/upload_file:"):
+        file = st.file_uploader("Model file", type=[s.lstrip(".") for s in MODEL_SUFFIXES], key=f"{page}.model_file",
+                                help="model.save('model.keras') (recommended), an .h5 file, or a zipped SavedModel.")
+        labels = {AUTO: "auto (raw if the model rescales itself, else pixels / 255)",
+                  **{k: f"{k}: {p.description}" for k, p in PREPROCESSINGS.items()}}
+        init_state(f"{page}.model_pre", AUTO)
+        pre = st.selectbox("Preprocessing", list(labels), format_func=labels.get, key=f"{page}.model_pre")
+        names_file = st.file_uploader("Class names (optional .txt, one per line)", type=["txt"],
+                                      key=f"{page}.model_classes")
+        if file is not None:
+            names = None
+            if names_file is not None:
+                text = names_file.getvalue().decode("utf-8-sig", errors="replace")
+                names = [line.strip() for line in text.splitlines() if line.strip()] or None
+            ukey = register_upload(file.getvalue(), file.name, pre, names)
+            bundle = run_safely(lambda: get_model(ukey), f"Loading '{file.name}'")
+            if bundle is not None:
+                st.success(f"Loaded **{bundle.name}**: {bundle.num_classes} classes, input "
+                           f"{'×'.join(map(str, bundle.input_shape))}.", icon=":material/check_circle:")
+                added = st.session_state.setdefault(f"{page}.added_uploads", [])
+                if ukey not in added:
+                    added.append(ukey)
+                    st.session_state[key] = [*st.session_state[key], ukey][-4:]
+    choices = model_choices()
+    st.session_state[key] = [k for k in st.session_state[key] if k in choices]
+    return box.multiselect("Models", list(choices), format_func=choices.get, key=key, max_selections=4,
+                           placeholder="Choose one or more models",
+                           help="Demo models work offline; ImageNet networks download their weights once.")
+
+
+def common_methods(bundles: Sequence[ModelBundle]) -> dict[str, MethodSpec]:
+    """Methods every model can run, in registry (family) order."""
+    return {mid: spec for mid, spec in REGISTRY.items()
+            if all(unsupported_reason(b, mid) is None for b in bundles)}
+
+
+# --------------------------------------------------------------------------- explanations
+def explanation_shown(model_key: str, bundle: ModelBundle, method_id: str, image_key: str, target: Target,
+                      params: dict[str, Any], images: np.ndarray) -> Explanation:
+    """:func:`explanation`, with a spinner that says what is being built when the method is new for the model."""
+    call = lambda: explanation(model_key, method_id, image_key, target, params_key(params), images, params)  # noqa: E731
+    if is_prepared(bundle, method_id, params, target.layer):
+        return call()
+    where = f" (layer {target.layer})" if target.layer else ""
+    with st.spinner(f"Building {get_method(method_id).label} for {bundle.name}{where} — first use only …"):
+        return call()
+
+
+def attempt(fn: Callable[[], Any], what: str) -> tuple[Any | None, str | None]:
+    """``(result, None)`` or ``(None, readable message)``: like :func:`run_safely`, for showing errors later."""
+    try:
+        return fn(), None
+    except XaiLensError as exc:
+        return None, f"**{what}:** {exc}"
+    except Exception as exc:  # noqa: BLE001 - never a traceback in the page
+        return None, f"**{what}** failed unexpectedly: {type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- widget helpers
+def init_state(key: str, default: Any) -> None:
+    """Give a widget key its default once (widgets are then created without ``value=``/``index=``)."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+
+def keep_valid(key: str, options: Sequence[Any], default: Any) -> None:
+    """Reset ``key`` to ``default`` when its value is not one of ``options`` (options depend on other choices)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def reset_page(page: str) -> None:
+    """Callback: forget every ``<page>.*`` key, so all of the page's widgets return to their defaults."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{page}.")]:
+        del st.session_state[key]
+
+
+def _decades(lo: float, hi: float, default: float) -> list[float]:
+    values = {float(f"1e{e}") for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)}
+    return sorted(v for v in values | {float(default)} if lo <= v <= hi)
+
+
+def param_widgets(spec: MethodSpec, key_prefix: str, layers: Sequence[str] | None = None) -> dict[str, Any]:
+    """One widget per schema parameter of ``spec``; returns ``{name: value}`` (``None`` = auto).
+
+    ``layers``: feature layers offered for a ``layer`` parameter; ``None`` = automatic only (several models).
+    """
+    values: dict[str, Any] = {}
+    for p in spec.params:
+        key = f"{key_prefix}.{spec.id}.{p.name}"
+        num = int if p.kind == "int" else float
+        if p.kind == "layer":
+            options = ["auto", *(layers or [])]
+            keep_valid(key, options, "auto")
+            help_ = p.help + ("" if layers is not None else " With several models the layer is chosen automatically.")
+            value = st.selectbox(p.label, options, key=key, help=help_, disabled=layers is None,
+                                 format_func=lambda o: "auto (last spatial layer)" if o == "auto" else o)
+            values[p.name] = None if value == "auto" else value
+        elif p.kind == "choice":
+            keep_valid(key, list(p.choices), p.default)
+            values[p.name] = st.selectbox(p.label, p.choices, key=key, help=p.help)
+        elif p.kind == "bool":
+            init_state(key, bool(p.default))
+            values[p.name] = st.toggle(p.label, key=key, help=p.help)
+        elif p.kind == "float" and p.log and p.min and p.max and p.default is not None:
+            options = _decades(p.min, p.max, p.default)
+            keep_valid(key, options, float(p.default))
+            values[p.name] = st.select_slider(p.label, options, key=key, help=p.help, format_func=lambda v: f"{v:g}")
+        elif p.default is None or p.min is None or p.max is None or (p.max - p.min) / (p.step or 1) > 300:
+            init_state(key, p.default)
+            values[p.name] = st.number_input(
+                p.label, min_value=None if p.min is None else num(p.min),
+                max_value=None if p.max is None else num(p.max),
+                step=num(p.step or (1 if p.kind == "int" else 0.1)), key=key, help=p.help,
+                placeholder="auto" if p.default is None else None)
+        else:
+            init_state(key, num(p.default))
+            values[p.name] = st.slider(p.label, num(p.min), num(p.max), step=num(p.step or 1), key=key, help=p.help)
+    return values
+
+
+def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp.epsilon") -> MethodSpec:
+    """Family (in :data:`FAMILIES` order) then method among ``allowed``; the chosen method's card below."""
+    families = [f for f in FAMILIES if any(s.family == f for s in allowed.values())]
+    keep_valid(f"{page}.family", families, allowed[default].family if default in allowed else families[0])
+    family = st.segmented_control("Method family", families, key=f"{page}.family", required=True)
+    ids = [mid for mid, s in allowed.items() if s.family == family]
+    key = f"{page}.method.{slug(family)}"
+    keep_valid(key, ids, default if default in ids else ids[0])
+    spec = allowed[st.selectbox("Method", ids, key=key, format_func=lambda m: allowed[m].label)]
+    st.markdown(spec.summary)
+    st.caption(f":material/warning: {spec.caveat}  \n:material/menu_book: {spec.reference}  \n"
+               f"Map: {'signed — red for, blue against' if spec.signed else 'non-negative'}")
+    return spec
+
+
+TARGET_LABELS = {"predicted": "Predicted class", "class": "A class", "neuron": "A neuron", "top_neurons": "Top neurons"}
+
+
+def _default_layer(layers: Sequence[Any]) -> str:
+    convs = [layer for layer in layers if "Conv" in layer.kind and layer.spatial]
+    return (convs or layers)[-1].name
+
+
+def target_picker(page: str, spec: MethodSpec, bundles: Sequence[ModelBundle]) -> Target:
+    """Predicted class, a class, a neuron of a layer or its top-k neurons (the latter two for one model only)."""
+    first = bundles[0]
+    same_classes = all(b.class_names == first.class_names for b in bundles)
+    layers = spec.neuron_layers(first) if len(bundles) == 1 else []
+    modes = ["predicted", *(["class"] if same_classes else []), *(["neuron", "top_neurons"] if layers else [])]
+    keep_valid(f"{page}.target", modes, "predicted")
+    mode = st.segmented_control("Explain", modes, format_func=TARGET_LABELS.get, key=f"{page}.target", required=True)
+    if not same_classes:
+        st.caption("Choosing a class is off: the chosen models have different class lists.")
+    if len(bundles) > 1:
+        st.caption("With several models, each is explained for its own top class (its most activated output "
+                   "neuron); choose a single model to explain neurons of a layer.")
+    elif not layers:
+        st.caption(f"{spec.label} explains classes only, not neurons of inner layers.")
+    if mode == "predicted":
+        return Target.predicted()
+    if mode == "class":
+        keep_valid(f"{page}.class", range(first.num_classes), 0)
+        return Target.of_class(st.selectbox("Class", range(first.num_classes), key=f"{page}.class",
+                                            format_func=lambda i: f"{first.class_names[i]} ({i})",
+                                            help="Type to search. Clicking a bar of a prediction chart picks it too."))
+    names = [layer.name for layer in layers]
+    keep_valid(f"{page}.layer", names, _default_layer(layers))
+    name = st.selectbox("Layer", names, key=f"{page}.layer", format_func=lambda n: first.layer(n).label())
+    info = first.layer(name)
+    if mode == "neuron":
+        key = f"{page}.neuron"
+        if not isinstance(st.session_state.get(key), int) or not 0 <= st.session_state[key] < info.units:
+            st.session_state[key] = 0
+        index = st.number_input(f"Neuron (0–{info.units - 1})", 0, info.units - 1, step=1, key=key)
+        st.caption(f"Position {neuron_position(info.output_shape, index)} in the layer's "
+                   f"{' × '.join(map(str, info.output_shape))} output (row, column, channel).")
+        return Target.neuron(name, index)
+    ks = [k for k in TOP_K_CHOICES if k <= info.units]
+    keep_valid(f"{page}.k", ks, 4 if 4 in ks else ks[-1])
+    k = st.segmented_control("Most activated neurons per image", ks, key=f"{page}.k", required=True,
+                             format_func=lambda k: f"top {k}")
+    return Target.top_neurons(name, k)
+
+
+def on_prediction_click(page: str, chart_key: str) -> None:
+    """Chart callback: a clicked bar makes its class the explanation target."""
+    clicked = selected_class(st.session_state.get(chart_key))
+    if clicked is not None:
+        st.session_state[f"{page}.target"] = "class"
+        st.session_state[f"{page}.class"] = clicked
+
+
+@dataclass(frozen=True)
+class Display:
+    """How maps are drawn (never changes the maps themselves)."""
+
+    view: str
+    cmap: str
+    alpha: float
+    norm: str
+    percentile: float
+    shared: bool
+    top_k: int
+
+
+def display_settings(page: str, signed: bool) -> Display:
+    """Sidebar controls for drawing maps: view, colour map (diverging for signed maps), alpha, normalisation."""
+    with st.sidebar:
+        st.markdown("**Display**")
+        init_state(f"{page}.view", VIEWS[0])
+        view = st.radio("Show", VIEWS, key=f"{page}.view", horizontal=False)
+        cmaps = DIVERGING_CMAPS if signed else SEQUENTIAL_CMAPS
+        ckey = f"{page}.cmap.{'signed' if signed else 'unsigned'}"
+        keep_valid(ckey, cmaps, cmaps[0])
+        cmap = st.selectbox("Colour map", cmaps, key=ckey,
+                            help="Signed maps use a diverging map centred at 0; non-negative maps a sequential one.")
+        init_state(f"{page}.alpha", 0.6)
+        alpha = st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=f"{page}.alpha")
+        init_state(f"{page}.norm", "max-abs")
+        norm = st.radio("Normalise by", ["max-abs", "percentile"], key=f"{page}.norm", horizontal=True,
+                        format_func={"max-abs": "max |value|", "percentile": "percentile"}.get)
+        init_state(f"{page}.pct", 99.5)
+        pct = st.slider("Percentile (clip above)", 90.0, 100.0, step=0.1, key=f"{page}.pct",
+                        disabled=norm != "percentile")
+        init_state(f"{page}.shared", False)
+        shared = st.toggle("One scale for all maps of a model", key=f"{page}.shared",
+                           help="Off: each map is scaled to its own maximum. On: maps of a model share one scale, "
+                                "so strengths compare across images and neurons.")
+        init_state(f"{page}.topk", 5)
+        top_k = st.slider("Predictions shown (top-k)", 1, 10, key=f"{page}.topk")
+    return Display(view, cmap, float(alpha), norm, float(pct), bool(shared), int(top_k))
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """Model-sized input → uint8 RGB, enlarged so small inputs are visible."""
+    return upscale(to_display(image), 224)

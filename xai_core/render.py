@@ -74,3 +74,95 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8).squeeze()).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- grids
+#: What a result grid shows for each map.
+VIEWS = ("heatmap + overlay", "overlay", "heatmap")
+
+
+def map_tiles(image: np.ndarray, norm_map: np.ndarray, signed: bool, cmap: str | None = None, alpha: float = 0.6,
+              view: str = "heatmap + overlay", min_side: int = 224) -> list[tuple[str, np.ndarray]]:
+    """The pictures of one normalised map ``(H, W)`` over its uint8 RGB ``image`` ``(H, W, 3)``.
+
+    Returns ``[("heatmap", rgb), ("overlay", rgb)]`` (or one of them, per ``view``), each enlarged with
+    :func:`upscale` to at least ``min_side`` pixels so that 32×32 inputs are visible.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
+    out = []
+    if view != "overlay":
+        out.append(("heatmap", upscale(colorize(norm_map, signed, cmap), min_side)))
+    if view != "heatmap":
+        out.append(("overlay", upscale(overlay(image, norm_map, signed, cmap, alpha), min_side)))
+    return out
+
+
+def fit_tile(image: np.ndarray, side: int) -> np.ndarray:
+    """uint8 RGB image scaled to fit a ``side × side`` white square (nearest when enlarging, centred)."""
+    img = np.asarray(image, dtype=np.uint8)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    h, w = img.shape[:2]
+    scale = side / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    small = np.asarray(Image.fromarray(img).resize(new, resample))
+    out = np.full((side, side, 3), 255, np.uint8)
+    top, left = (side - new[1]) // 2, (side - new[0]) // 2
+    out[top:top + new[1], left:left + new[0]] = small
+    return out
+
+
+def _ellipsize(text: str, font, width: int) -> str:
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def compose_grid(rows: list[list[np.ndarray | None]], captions: list[list[str]] | None = None, tile: int = 192,
+                 pad: int = 8, caption_lines: int = 2, font_size: int = 12) -> np.ndarray:
+    """One uint8 RGB picture of a grid of tiles (e.g. image | heatmap | overlay per row), captions below each.
+
+    Parameters
+    ----------
+    rows : rows of uint8 images (any sizes; each is fitted into a ``tile`` square); ``None`` leaves a gap.
+    captions : one text per tile (same nesting as ``rows``); long texts wrap to ``caption_lines`` lines.
+
+    Returns
+    -------
+    uint8 ``(H, W, 3)`` on white.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    n_cols = max((len(r) for r in rows), default=0)
+    if not rows or n_cols == 0:
+        return np.full((tile, tile, 3), 255, np.uint8)
+    font = ImageFont.load_default(size=font_size)
+    line_h = font_size + 3
+    cap_h = (line_h * caption_lines + 4) if captions else 0
+    cell_w, cell_h = tile + pad, tile + cap_h + pad
+    canvas = Image.new("RGB", (pad + n_cols * cell_w, pad + len(rows) * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            x, y = pad + c * cell_w, pad + r * cell_h
+            if img is not None:
+                canvas.paste(Image.fromarray(fit_tile(img, tile)), (x, y))
+            text = captions[r][c] if captions and r < len(captions) and c < len(captions[r]) else ""
+            lines, rest = [], text.split()
+            while rest and len(lines) < caption_lines:
+                line = rest.pop(0)
+                while rest and font.getlength(line + " " + rest[0]) <= tile:
+                    line += " " + rest.pop(0)
+                if len(lines) == caption_lines - 1 and rest:
+                    line = " ".join([line, *rest])
+                    rest = []
+                lines.append(_ellipsize(line, font, tile))
+            for i, line in enumerate(lines):
+                draw.text((x, y + tile + 3 + i * line_h), line, fill=(31, 36, 48), font=font)
+    return np.asarray(canvas)

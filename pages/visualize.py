@@ -1,0 +1,171 @@
+"""Visualize: pick images and models, pick a method, and see why each model predicts what it predicts."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from pages.router import through_router  # isort: skip
+from pages.common import (
+    attempt,
+    common_methods,
+    display_image,
+    display_settings,
+    explanation_shown,
+    get_model,
+    image_picker,
+    method_picker,
+    model_choices,
+    model_input,
+    model_picker,
+    model_summary_frame,
+    on_prediction_click,
+    param_widgets,
+    predictions,
+    reset_page,
+    run_safely,
+    target_picker,
+)
+from xai_core.charts import predictions_chart, predictions_frame
+from xai_core.data.images import to_display
+from xai_core.exports import maps_npz, predictions_csv, slug, stack_explanations
+from xai_core.render import VIEWS, compose_grid, map_tiles, normalize, png_bytes
+
+PAGE = "visualize"
+DEFAULT_IMAGES = ("digits/test/0078",)
+
+
+def grid_png(rows: list, captions: list) -> bytes:
+    return png_bytes(compose_grid(rows, captions))
+
+
+through_router()
+title, reset = st.columns([5, 1], vertical_alignment="bottom")
+title.title("Visualize")
+reset.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(PAGE,), width="stretch",
+             help="Restore every choice on this page to its default.")
+st.caption("Pick images and one or more models, choose an explanation method and a target, and see which pixels "
+           "drive the prediction. Display settings are in the sidebar; they never recompute a map.")
+
+# ------------------------------------------------------------------------------------------- inputs
+col_images, col_models = st.columns([3, 2], gap="large")
+with col_images:
+    st.subheader("Images")
+    items = image_picker(PAGE, default=DEFAULT_IMAGES)
+with col_models:
+    st.subheader("Models")
+    keys = model_picker(PAGE)
+    labels = model_choices()
+    bundles = {}
+    for key in keys:
+        bundle = run_safely(lambda k=key: get_model(k), f"Loading {labels.get(key, key)}")
+        if bundle is not None:
+            bundles[key] = bundle
+    if bundles:
+        st.dataframe(model_summary_frame(list(bundles.values())), hide_index=True, width="stretch")
+
+if not items or not bundles:
+    st.info("Choose at least one image and one model that loads to see explanations.", icon=":material/info:")
+    st.stop()
+models = list(bundles.values())
+allowed = common_methods(models)
+if not allowed:
+    st.error("No explanation method can run on every chosen model; remove one of them.")
+    st.stop()
+
+st.subheader("Method and target")
+c_method, c_params, c_target = st.columns([5, 4, 4], gap="large")
+with c_method:
+    spec = method_picker(PAGE, allowed)
+with c_params:
+    st.markdown("**Parameters**")
+    spatial = [layer.name for layer in models[0].spatial_layers()] if len(models) == 1 else None
+    params = param_widgets(spec, f"{PAGE}.param", spatial)
+    if not spec.params:
+        st.caption("This method has no parameters.")
+with c_target:
+    target = target_picker(PAGE, spec, models)
+disp = display_settings(PAGE, spec.signed)
+fit = st.session_state[f"{PAGE}.fit"]
+
+# ------------------------------------------------------------------------------------------- compute
+results: dict[str, list] = {}  # model key -> per image: (input, probs, explanation | None, error | None)
+for key, bundle in bundles.items():
+    rows = []
+    for item in items:
+        image_key, x = model_input(item, bundle, fit)
+        probs = predictions(key, image_key, x)[0]
+        expl, error = attempt(lambda b=bundle, k=key, ik=image_key, x=x: explanation_shown(
+            k, b, spec.id, ik, target, params, x), f"{spec.label} on {bundle.name}, '{item.name}'")
+        rows.append((x, probs, expl, error))
+    results[key] = rows
+
+norms: dict[str, list] = {}  # model key -> per image: normalised maps (K, H, W) or None
+for key, rows in results.items():
+    ok = [i for i, r in enumerate(rows) if r[2] is not None]
+    stacked = normalize(np.concatenate([rows[i][2].maps for i in ok]), spec.signed, disp.norm, disp.percentile,
+                        shared=disp.shared) if ok else []
+    norms[key] = [None] * len(rows)
+    for j, i in enumerate(ok):
+        norms[key][i] = stacked[j]
+    for warning in dict.fromkeys(w for r in rows if r[2] is not None for w in r[2].warnings):
+        st.warning(f"**{bundles[key].name}:** {warning}", icon=":material/warning:")
+
+# ------------------------------------------------------------------------------------------- results
+k_maps = max((len(n) for ns in norms.values() for n in ns if n is not None), default=1)
+per_line = (2 if disp.view == VIEWS[0] else 1) * (math.isqrt(k_maps) if k_maps > 1 else len(bundles))
+target_text = {"predicted": "each image's predicted class", "class": "the chosen class",
+               "neuron": f"neuron {target.index} of layer {target.layer}",
+               "top_neurons": f"the {target.k} most activated neurons of layer {target.layer}"}[target.kind]
+st.subheader(f"Why? {spec.label} for {target_text}")
+st.caption("Click a bar of a prediction chart to explain that class.")
+grid_rows, grid_captions = [], []
+for i, item in enumerate(items):
+    left, mid, right = st.columns([1, per_line, 1.7], gap="small")
+    row, captions = [display_image(results[keys[0]][i][0][0] if keys[0] in results else item.pixels)], [item.name]
+    left.image(row[0], caption=f"{item.name} (model input)", width="stretch")
+    for key, bundle in bundles.items():
+        x, probs, expl, error = results[key][i]
+        if error:
+            mid.error(error, icon=":material/error:")
+            continue
+        who = f"{bundle.name} · " if len(bundles) > 1 else ""
+        for k, norm_map in enumerate(norms[key][i]):
+            for kind, picture in map_tiles(to_display(x[0]), norm_map, spec.signed, disp.cmap, disp.alpha, disp.view):
+                row.append(picture)
+                captions.append(f"{kind} · {who}{expl.labels[0][k]}")
+    for start in range(1, len(row), per_line):
+        for col, picture, caption in zip(mid.columns(per_line, gap="small"), row[start:start + per_line],
+                                         captions[start:start + per_line]):
+            col.image(picture, caption=caption, width="stretch")
+    grid_rows.append(row)
+    grid_captions.append(captions)
+    for m, (key, bundle) in enumerate(bundles.items()):
+        chart_key = f"{PAGE}.chart.{m}.{i}"
+        df = predictions_frame(results[key][i][1][None], bundle.class_names, disp.top_k, [item.name], bundle.name)
+        chart = predictions_chart(df, selected=target.index if target.kind == "class" else None)
+        right.altair_chart(chart.properties(title=bundle.name) if len(bundles) > 1 else chart, key=chart_key,
+                           on_select=partial(on_prediction_click, PAGE, chart_key), width="stretch")
+    left.download_button("This row (PNG)", data=partial(grid_png, [row], [captions]), mime="image/png",
+                         file_name=f"xai-lens_{slug(item.name)}_{slug(spec.id)}.png", icon=":material/download:",
+                         type="tertiary", key=f"{PAGE}.png.{i}")
+
+# ------------------------------------------------------------------------------------------- downloads
+st.divider()
+stem = f"xai-lens_{slug(spec.id)}_{target.kind}"
+d1, d2, d3 = st.columns(3)
+d1.download_button("Grid (PNG)", data=partial(grid_png, grid_rows, grid_captions), file_name=f"{stem}.png",
+                   mime="image/png", icon=":material/grid_view:", width="stretch")
+npz_input = {bundles[key].name: ([items[i].name for i, r in enumerate(rows) if r[2] is not None],
+                                 stack_explanations([r[2] for r in rows if r[2] is not None]))
+             for key, rows in results.items() if any(r[2] is not None for r in rows)}
+d2.download_button("Raw maps (.npz)", data=partial(maps_npz, npz_input, {
+    "method": spec.id, "params": params, "target": str(target), "fit": fit}), file_name=f"{stem}.npz",
+    mime="application/octet-stream", icon=":material/data_array:", width="stretch", disabled=not npz_input)
+frames = [predictions_frame(np.stack([r[1] for r in rows]), bundles[key].class_names, disp.top_k,
+                            [item.name for item in items], bundles[key].name) for key, rows in results.items()]
+d3.download_button("Predictions (CSV)", data=partial(predictions_csv, frames), file_name=f"{stem}_predictions.csv",
+                   mime="text/csv", icon=":material/table:", width="stretch")

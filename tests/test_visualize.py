@@ -1,0 +1,139 @@
+"""Visualize page under AppTest: every method family, every target mode, several models and images, bad input.
+
+AppTest cannot drive a file uploader or click a chart: uploads are tested through the pure decoding helper,
+images "sent from another page" through session state, and chart clicks through the callback's state change.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from xai_core.data.inputs import decode_uploads, from_records, make_record
+
+TIMEOUT = 300
+PAGE = "pages/visualize.py"
+
+
+def _ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _images(at: AppTest) -> int:
+    """Number of st.image elements on the page (AppTest has no accessor for them)."""
+
+    def count(node) -> int:
+        return (getattr(node, "type", None) == "image") + sum(count(c) for c in getattr(node, "children", {}).values())
+
+    return count(at._tree)
+
+
+@pytest.fixture(scope="module")
+def vis() -> AppTest:
+    return _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+
+
+def test_default_run_shows_image_heatmap_overlay(vis):
+    assert vis.title[0].value == "Visualize"
+    assert any("Why? LRP-ε" in s.value for s in vis.subheader)
+    # original, heatmap and overlay for the one default image (+ the gallery thumbnail)
+    assert _images(vis) >= 4
+
+
+@pytest.mark.parametrize("family, method", [
+    ("Gradient", "integrated_gradients"), ("LRP", "lrp.sequential_preset_a"), ("Deep Taylor", "deep_taylor"),
+    ("CAM", "gradcam"), ("Perturbation", "occlusion"), ("Reference", "input"),
+])
+def test_one_method_of_each_family(vis, family, method):
+    vis.session_state["visualize.family"] = family
+    vis.session_state[f"visualize.method.{family.lower().replace(' ', '-')}"] = method
+    _ok(vis.run())
+    label = {"integrated_gradients": "Integrated Gradients", "lrp.sequential_preset_a": "LRP preset A",
+             "deep_taylor": "Deep Taylor", "gradcam": "Grad-CAM", "occlusion": "Occlusion", "input": "Input"}[method]
+    assert any(f"Why? {label} for" in s.value for s in vis.subheader), [s.value for s in vis.subheader]
+
+
+def test_target_modes(vis):
+    vis.session_state["visualize.family"] = "Gradient"
+    vis.session_state["visualize.method.gradient"] = "gradient"
+    vis.session_state["visualize.target"] = "class"
+    vis.session_state["visualize.class"] = 3
+    _ok(vis.run())
+    assert any("the chosen class" in s.value for s in vis.subheader)
+    vis.session_state["visualize.target"] = "neuron"
+    _ok(vis.run())
+    assert any("neuron 0 of layer" in s.value for s in vis.subheader)
+    before = _images(vis)
+    vis.session_state["visualize.target"] = "top_neurons"
+    vis.session_state["visualize.k"] = 4
+    _ok(vis.run())
+    assert any("4 most activated neurons" in s.value for s in vis.subheader)
+    assert _images(vis) >= before + 6, "four neurons → four heatmaps and four overlays"
+    vis.session_state["visualize.target"] = "predicted"
+    _ok(vis.run())
+
+
+def test_chart_click_callback_sets_the_class():
+    """The chart's on_select callback turns a clicked bar into a class target (run inside a tiny script, since
+    the callback reads st.session_state)."""
+    at = AppTest.from_string(
+        "import streamlit as st\n"
+        "from pages.common import on_prediction_click\n"
+        "st.session_state['p.chart'] = {'selection': {'pred_select': [{'class_index': 7}]}}\n"
+        "on_prediction_click('p', 'p.chart')\n"
+        "st.write(st.session_state['p.target'], st.session_state['p.class'])\n", default_timeout=60).run()
+    assert not at.exception
+    assert at.session_state["p.target"] == "class" and at.session_state["p.class"] == 7
+
+
+def test_several_models_and_several_images():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.models"] = ["demo:digits_cnn", "demo:digits_resnet"]
+    at.session_state["visualize.gallery"] = ["digits/test/0078"]
+    at.session_state["shared.images"] = [make_record(np.full((40, 40, 3), 200, np.uint8), "gray square"),
+                                         make_record(np.eye(32, dtype=np.uint8) * 255, "diagonal")]
+    _ok(at.run())
+    assert any("Use the 2 images sent" in t.label for t in at.toggle)
+    # 3 images × 2 models × (heatmap + overlay) + 3 originals, at least
+    assert _images(at) >= 3 * 2 * 2 + 3
+    assert any("With several models" in c.value for c in at.caption)
+
+
+def test_bad_sent_records_are_reported_and_the_rest_still_works():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["shared.images"] = [{"name": "broken", "pixels": "not an array"},
+                                         make_record(np.full((40, 40, 3), 90, np.uint8), "fine")]
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken" in at.error[0].value
+    assert any("Why?" in s.value for s in at.subheader)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_upload_helper_keeps_good_files_and_names_bad_ones():
+    good = _png(Image.new("RGB", (50, 40), "red"))
+    files = [("a.png", good), ("broken.png", good[:50]), ("tiny.png", _png(Image.new("L", (1, 1)))),
+             ("notes.txt", b"hello"), ("copy.png", good)]
+    images, errors = decode_uploads(files)
+    assert [i.name for i in images] == ["a.png"], "identical contents only once"
+    assert len(errors) == 3
+    assert any("broken.png" in e for e in errors) and any("tiny.png" in e for e in errors)
+    assert any("notes.txt" in e for e in errors)
+
+
+def test_sent_records_validation():
+    ok, errors = from_records([make_record(np.zeros((10, 10), np.uint8), "gray")])
+    assert len(ok) == 1 and ok[0].pixels.shape == (10, 10, 3) and not errors
+    _, errors = from_records({"not": "a list"})
+    assert errors

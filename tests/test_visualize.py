@@ -137,3 +137,22 @@ def test_sent_records_validation():
     assert len(ok) == 1 and ok[0].pixels.shape == (10, 10, 3) and not errors
     _, errors = from_records({"not": "a list"})
     assert errors
+
+
+def test_unavailable_imagenet_weights_are_a_clear_error_and_the_demo_still_works(monkeypatch):
+    """Offline (simulated, so the test never touches the network): the keras.applications model is refused
+    with a message naming the problem; the demo model beside it is still explained."""
+    from xai_core.errors import WeightsUnavailableError
+    from xai_core.models import applications
+
+    def offline(name, *args, **kwargs):
+        raise WeightsUnavailableError(f"ImageNet weights for {name} could not be downloaded (no network?).")
+
+    monkeypatch.setattr(applications, "ensure_weights", offline)
+    monkeypatch.setattr(applications, "weights_cached", lambda name: False)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.models"] = ["demo:digits_cnn", "app:ResNet50"]
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "ImageNet weights for ResNet50 could not be downloaded" in at.error[0].value
+    assert any("Why?" in s.value for s in at.subheader)

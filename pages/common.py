@@ -195,6 +195,13 @@ def model_choices() -> dict[str, str]:
     return out
 
 
+def model_summary(bundle: ModelBundle) -> str:
+    """One compact Markdown line: name, input, parameters, layers, classes, preprocessing, source."""
+    return (f"**{bundle.name}** · input {'×'.join(map(str, bundle.input_shape))} · {bundle.num_params:,} parameters · "
+            f"{len(bundle.layers)} layers · {bundle.num_classes} classes · preprocessing *{bundle.preprocessing.name}* "
+            f"({bundle.preprocessing.description or 'custom'}) · {bundle.source or 'unknown source'}")
+
+
 def model_summary_frame(bundles: Sequence[ModelBundle]) -> pd.DataFrame:
     """One compact row per model: input, parameters, layers, classes, preprocessing, source."""
     return pd.DataFrame([{
@@ -226,10 +233,10 @@ def model_input(item: ImageItem, bundle: ModelBundle, mode: str) -> tuple[str, n
     return key, _fitted(key, bundle.input_size, bundle.channels, mode, item.pixels)
 
 
-def thumbnails(items: Sequence[ImageItem], width: int = 76) -> None:
+def thumbnails(items: Sequence[ImageItem], width: int = 100) -> None:
     if items:
         st.image([upscale(i.pixels, width) for i in items], width=width,
-                 caption=[i.name if len(i.name) <= 14 else i.name[:13] + "…" for i in items])
+                 caption=[i.name if len(i.name) <= 16 else i.name[:15] + "…" for i in items])
 
 
 def image_picker(page: str, default: Sequence[str] = ()) -> list[ImageItem]:
@@ -397,11 +404,16 @@ def param_widgets(spec: MethodSpec, key_prefix: str, layers: Sequence[str] | Non
     return values
 
 
-def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp.epsilon") -> MethodSpec:
-    """Family (in :data:`FAMILIES` order) then method among ``allowed``; the chosen method's card below."""
+def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp.epsilon",
+                  family_box: Any = None) -> MethodSpec:
+    """Family (in :data:`FAMILIES` order, drawn in ``family_box`` if given) then method among ``allowed``; the
+    chosen method's card below."""
     families = [f for f in FAMILIES if any(s.family == f for s in allowed.values())]
+    counts = {f: sum(s.family == f for s in allowed.values()) for f in families}
     keep_valid(f"{page}.family", families, allowed[default].family if default in allowed else families[0])
-    family = st.segmented_control("Method family", families, key=f"{page}.family", required=True)
+    family = (family_box or st).segmented_control(
+        "Method family", families, key=f"{page}.family", required=True, format_func=lambda f: f"{f} · {counts[f]}",
+        help="Only methods that every chosen model supports are offered.")
     ids = [mid for mid, s in allowed.items() if s.family == family]
     key = f"{page}.method.{slug(family)}"
     keep_valid(key, ids, default if default in ids else ids[0])
@@ -412,7 +424,7 @@ def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp
     return spec
 
 
-TARGET_LABELS = {"predicted": "Predicted class", "class": "A class", "neuron": "A neuron", "top_neurons": "Top neurons"}
+TARGET_LABELS = {"predicted": "Predicted", "class": "Class", "neuron": "Neuron", "top_neurons": "Top neurons"}
 
 
 def _default_layer(layers: Sequence[Any]) -> str:

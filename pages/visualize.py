@@ -21,7 +21,7 @@ from pages.common import (
     model_choices,
     model_input,
     model_picker,
-    model_summary_frame,
+    model_summary,
     on_prediction_click,
     param_widgets,
     predictions,
@@ -64,8 +64,8 @@ with col_models:
         bundle = run_safely(lambda k=key: get_model(k), f"Loading {labels.get(key, key)}")
         if bundle is not None:
             bundles[key] = bundle
-    if bundles:
-        st.dataframe(model_summary_frame(list(bundles.values())), hide_index=True, width="stretch")
+    for bundle in bundles.values():
+        st.caption(model_summary(bundle))
 
 if not items or not bundles:
     st.info("Choose at least one image and one model that loads to see explanations.", icon=":material/info:")
@@ -77,9 +77,10 @@ if not allowed:
     st.stop()
 
 st.subheader("Method and target")
-c_method, c_params, c_target = st.columns([5, 4, 4], gap="large")
+family_box = st.container()
+c_method, c_params, c_target = st.columns([4, 3, 5], gap="large")
 with c_method:
-    spec = method_picker(PAGE, allowed)
+    spec = method_picker(PAGE, allowed, family_box=family_box)
 with c_params:
     st.markdown("**Parameters**")
     spatial = [layer.name for layer in models[0].spatial_layers()] if len(models) == 1 else None
@@ -116,42 +117,48 @@ for key, rows in results.items():
 
 # ------------------------------------------------------------------------------------------- results
 k_maps = max((len(n) for ns in norms.values() for n in ns if n is not None), default=1)
-per_line = (2 if disp.view == VIEWS[0] else 1) * (math.isqrt(k_maps) if k_maps > 1 else len(bundles))
+per_line = (2 if disp.view == VIEWS[0] else 1) * math.isqrt(k_maps)
 target_text = {"predicted": "each image's predicted class", "class": "the chosen class",
                "neuron": f"neuron {target.index} of layer {target.layer}",
                "top_neurons": f"the {target.k} most activated neurons of layer {target.layer}"}[target.kind]
 st.subheader(f"Why? {spec.label} for {target_text}")
 st.caption("Click a bar of a prediction chart to explain that class.")
 grid_rows, grid_captions = [], []
-for i, item in enumerate(items):
-    left, mid, right = st.columns([1, per_line, 1.7], gap="small")
-    row, captions = [display_image(results[keys[0]][i][0][0] if keys[0] in results else item.pixels)], [item.name]
-    left.image(row[0], caption=f"{item.name} (model input)", width="stretch")
-    for key, bundle in bundles.items():
+for i, item in enumerate(items):  # one row per image and model: model input | maps | predictions
+    if len(bundles) > 1:
+        st.markdown(f"**{item.name}**")
+    image_rows, image_captions = [], []
+    for m, (key, bundle) in enumerate(bundles.items()):
         x, probs, expl, error = results[key][i]
+        side = max(1.0, per_line / 4)  # the input and the chart keep a readable size beside 16 neurons
+        left, mid, right = st.columns([side, per_line, 1.7 * side], gap="small")
+        row, captions = [display_image(x[0])], [f"{item.name} · {bundle.name}"]
+        left.image(row[0], width="stretch", caption=f"{bundle.name if len(bundles) > 1 else item.name} "
+                   f"(input {x.shape[1]}×{x.shape[2]})")
         if error:
             mid.error(error, icon=":material/error:")
-            continue
-        who = f"{bundle.name} · " if len(bundles) > 1 else ""
-        for k, norm_map in enumerate(norms[key][i]):
-            for kind, picture in map_tiles(to_display(x[0]), norm_map, spec.signed, disp.cmap, disp.alpha, disp.view):
-                row.append(picture)
-                captions.append(f"{kind} · {who}{expl.labels[0][k]}")
-    for start in range(1, len(row), per_line):
-        for col, picture, caption in zip(mid.columns(per_line, gap="small"), row[start:start + per_line],
-                                         captions[start:start + per_line]):
-            col.image(picture, caption=caption, width="stretch")
-    grid_rows.append(row)
-    grid_captions.append(captions)
-    for m, (key, bundle) in enumerate(bundles.items()):
+        for k, norm_map in enumerate(norms[key][i] if expl is not None else []):
+            label = expl.labels[0][k].removeprefix(f"{expl.layer} ")  # the layer is in the heading
+            label = label if k_maps == 1 else label.replace("neuron ", "#")
+            tiles = map_tiles(to_display(x[0]), norm_map, spec.signed, disp.cmap, disp.alpha, disp.view)
+            for j, (kind, picture) in enumerate(tiles):
+                row.append(picture)  # several neurons: one caption per neuron, under its first tile
+                captions.append(f"{kind} · {label}" if k_maps == 1 else (label if j == 0 else " "))
+        for start in range(1, len(row), per_line):
+            for col, picture, caption in zip(mid.columns(per_line, gap="small"), row[start:start + per_line],
+                                             captions[start:start + per_line]):
+                col.image(picture, caption=caption, width="stretch")
         chart_key = f"{PAGE}.chart.{m}.{i}"
-        df = predictions_frame(results[key][i][1][None], bundle.class_names, disp.top_k, [item.name], bundle.name)
-        chart = predictions_chart(df, selected=target.index if target.kind == "class" else None)
-        right.altair_chart(chart.properties(title=bundle.name) if len(bundles) > 1 else chart, key=chart_key,
-                           on_select=partial(on_prediction_click, PAGE, chart_key), width="stretch")
-    left.download_button("This row (PNG)", data=partial(grid_png, [row], [captions]), mime="image/png",
+        df = predictions_frame(probs[None], bundle.class_names, disp.top_k, [item.name], bundle.name)
+        right.altair_chart(predictions_chart(df, selected=target.index if target.kind == "class" else None),
+                           key=chart_key, on_select=partial(on_prediction_click, PAGE, chart_key), width="stretch")
+        image_rows.append(row)
+        image_captions.append(captions)
+    left.download_button("This image (PNG)", data=partial(grid_png, image_rows, image_captions), mime="image/png",
                          file_name=f"xai-lens_{slug(item.name)}_{slug(spec.id)}.png", icon=":material/download:",
                          type="tertiary", key=f"{PAGE}.png.{i}")
+    grid_rows += image_rows
+    grid_captions += image_captions
 
 # ------------------------------------------------------------------------------------------- downloads
 st.divider()

@@ -110,6 +110,13 @@ def test_normalize_unsigned_drops_negatives_and_percentile_clips():
     assert (clipped == 1).sum() >= 49
 
 
+def test_percentile_normalisation_keeps_sparse_maps_visible():
+    sparse = np.zeros((20, 20))
+    sparse[3, 4] = 0.5  # 1 pixel in 400: the 99th percentile is 0
+    out = normalize(sparse, signed=True, mode="percentile", percentile=99)
+    assert out[3, 4] == 1.0
+
+
 def test_normalize_per_map_or_shared():
     maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 4.0)])
     assert np.allclose(normalize(maps, signed=True), 1.0)

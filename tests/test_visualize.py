@@ -156,3 +156,61 @@ def test_unavailable_imagenet_weights_are_a_clear_error_and_the_demo_still_works
     assert not at.exception
     assert len(at.error) == 1 and "ImageNet weights for ResNet50 could not be downloaded" in at.error[0].value
     assert any("Why?" in s.value for s in at.subheader)
+
+
+def test_router_opens_visualize():
+    at = AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run()
+    _ok(at.switch_page("pages/visualize.py").run())
+    assert at.title[0].value == "Visualize"
+    assert any("Why?" in s.value for s in at.subheader)
+
+
+def test_uploads_through_the_file_uploader_bad_file_named_good_ones_explained():
+    good = _png(Image.new("RGBA", (60, 40), (200, 30, 30, 128)))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="visualize.uploads").set_value(
+        [("good.png", good, "image/png"), ("truncated.png", good[:80], "image/png")]).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "truncated.png" in at.error[0].value
+    captions = [c for img in at.image for c in img.captions]
+    assert any(c.startswith("good.png (input 32×32)") for c in captions), captions
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error_and_the_demo_keeps_working():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="visualize.model_file").set_value(("model.h5", b"this is not a model", "application/x-hdf5"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "model.h5" in at.error[0].value and "not a model file" in at.error[0].value
+    assert any("Why?" in s.value for s in at.subheader), "the demo model is still explained"
+
+
+def test_display_settings_never_recompute_maps(monkeypatch):
+    """Alpha, colour map and normalisation only re-render: the explanation function is not called again."""
+    import pages.common as common
+
+    calls = []
+    real = common.explain
+    monkeypatch.setattr(common, "explain", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["shared.images"] = [make_record(np.arange(48 * 48 * 3).reshape(48, 48, 3) % 251, "unique")]
+    _ok(at.run())
+    first = len(calls)
+    assert first >= 1, "the new image was explained once"
+    at.session_state["visualize.alpha"] = 0.3
+    at.session_state["visualize.cmap.signed"] = "seismic"
+    at.session_state["visualize.norm"] = "percentile"
+    at.session_state["visualize.shared"] = True
+    at.session_state["visualize.view"] = "overlay"
+    _ok(at.run())
+    assert len(calls) == first, f"display changes recomputed maps: {calls}"
+
+
+def test_reset_restores_defaults():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.family"] = "CAM"
+    at.session_state["visualize.alpha"] = 0.2
+    _ok(at.run())
+    at.button[0].click().run()  # "Reset page" is the first button
+    _ok(at.run())
+    assert at.session_state["visualize.family"] == "LRP" and at.session_state["visualize.alpha"] == 0.6

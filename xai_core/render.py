@@ -35,6 +35,9 @@ def normalize(maps: np.ndarray, signed: bool, mode: NormMode = "max-abs", percen
         scale = mag.max(axis=axes, keepdims=not shared)
     else:
         raise ValueError(f"unknown normalisation {mode!r}")
+    if mode == "percentile":  # a sparse map has percentile 0: fall back to its maximum instead of blanking it
+        peak = mag.max(axis=axes, keepdims=not shared)
+        scale = np.where(scale > 0, scale, peak)
     scale = np.where(scale > 0, scale, 1.0)
     out = (m if signed else np.maximum(m, 0)) / scale
     return np.clip(out, -1.0 if signed else 0.0, 1.0).astype(np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -24,9 +26,9 @@ def test_upload_pick_gradcam_see_overlay(page, app_url, tmp_path):
     uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Upload images")
     uploader.locator('input[type="file"]').set_input_files(str(photo))
     wait_for_app(page)
-    assert page.get_by_text("my_zero.png (model input)").first.is_visible()
+    assert page.get_by_text("my_zero.png (input 32×32)").first.is_visible()
 
-    page.get_by_role("radiogroup", name="Method family").get_by_role("radio", name="CAM", exact=True).click()
+    page.get_by_role("radiogroup", name="Method family").get_by_role("radio", name=re.compile(r"^CAM ·")).click()
     wait_for_app(page)
     assert page.get_by_text("Why? Grad-CAM for", exact=False).first.is_visible()
     overlays = page.locator('[data-testid="stImage"]').filter(has_text="overlay")
@@ -34,7 +36,9 @@ def test_upload_pick_gradcam_see_overlay(page, app_url, tmp_path):
     img = overlays.last.locator("img")
     assert img.evaluate("el => el.complete && el.naturalWidth > 0"), "overlay image did not load"
     assert_no_exception(page)
-    screenshot(page, "visualize-gradcam-upload", full_page=True)
+    screenshot(page, "visualize-gradcam-controls")
+    img.scroll_into_view_if_needed()  # Streamlit scrolls inside its own container: bring the result grid into view
+    screenshot(page, "visualize-gradcam-upload")
 
 
 def test_bad_upload_shows_error_and_page_keeps_working(page, app_url, tmp_path):
@@ -48,6 +52,6 @@ def test_bad_upload_shows_error_and_page_keeps_working(page, app_url, tmp_path):
         'input[type="file"]').set_input_files([str(bad), str(good)])
     wait_for_app(page)
     assert page.locator('[data-testid="stAlertContentError"]').filter(has_text="broken.png").count() == 1
-    assert page.get_by_text("fine.png (model input)").first.is_visible()
+    assert page.get_by_text("fine.png (input 32×32)").first.is_visible()
     assert_no_exception(page)
     screenshot(page, "visualize-bad-upload", full_page=True)

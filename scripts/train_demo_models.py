@@ -57,8 +57,8 @@ BN_MOMENTUM = 0.9
 def plain_cnn(input_shape: tuple[int, int, int], num_classes: int, pool1: int) -> tf.keras.Model:
     """Conv-ReLU, Conv-ReLU, MaxPool, Conv-ReLU, MaxPool, Flatten, Dense-ReLU, Dense-softmax.
 
-    ``pool1`` is the first pooling size: 2 for 32×32 digits, 4 for 64×64 shapes, so the flattened map is
-    8×8×32 for both (and conv3 sees a larger part of a shape).
+    ``pool1`` is the first pooling size (2 for the 32×32 digits: the flattened map is 8×8×32). The 64×64
+    shapes use :func:`plain_cnn_deep` instead.
     """
     x = inp = layers.Input(input_shape, name="input")
     x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(x)
@@ -73,9 +73,13 @@ def plain_cnn(input_shape: tuple[int, int, int], num_classes: int, pool1: int) -
 
 
 def plain_cnn_deep(input_shape: tuple[int, int, int], num_classes: int) -> tf.keras.Model:
-    """Plain CNN with a third pooling stage for 64×64 inputs: Conv-ReLU ×2, MaxPool, (Conv-ReLU, MaxPool) ×2,
-    Flatten, Dense-ReLU, Dense-softmax. The shallower :func:`plain_cnn` reached only 80 % on shapes: its last
-    convolution saw too little of a shape to tell a star from a cross."""
+    """Plain CNN with a third pooling stage for 64×64 inputs.
+
+    Conv-ReLU ×2, MaxPool, (Conv-ReLU, MaxPool) ×2, Flatten, Dense-ReLU, Dense-softmax. The shallower
+    :func:`plain_cnn` learned shapes slowly and unreliably (80 % after 10 epochs with pools 2/4 and a long
+    start at chance level; 89–96 % with pools 4/2 depending on seed and initialiser); the third stage gives
+    the last convolution a receptive field as large as the biggest shapes and reaches > 99 %.
+    """
     x = inp = layers.Input(input_shape, name="input")
     x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(x)
     x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
@@ -299,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     ordered = [entries[s.id] for s in SPECS if s.id in entries]
     json_path.write_text(json.dumps({"version": 1, "models": ordered}, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {json_path.relative_to(ROOT)}")
+    print(f"wrote {json_path}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ negative evidence keep their meaning; non-negative maps (Grad-CAM, occlusion) wi
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Literal
 
@@ -77,6 +78,11 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8).squeeze()).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """``data:image/png;base64,...`` of a uint8 image (for chart tooltips and table image columns)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------- grids

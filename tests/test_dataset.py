@@ -1,0 +1,190 @@
+"""Data sets: folder and zip layouts, bad files skipped and counted, safe zips, lazy batches, label mapping,
+and the one-pass statistics over a data set."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import xai_core.stats as stats_module
+from xai_core.data.dataset import Dataset, demo_dataset, model_labels, open_folder, open_zip
+from xai_core.errors import DatasetError
+from xai_core.stats import dataset_pass
+
+
+def _png(color: int, size: int = 20) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), color, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def labelled(tmp_path: Path) -> Path:
+    """cat/ (2 images, one nested deeper), dog/ (2 images + a truncated PNG + a text file), a hidden file."""
+    root = tmp_path / "pets"
+    (root / "cat" / "indoor").mkdir(parents=True)
+    (root / "dog").mkdir()
+    (root / "cat" / "a.png").write_bytes(_png(10))
+    (root / "cat" / "indoor" / "b.png").write_bytes(_png(20))
+    (root / "dog" / "c.png").write_bytes(_png(30))
+    (root / "dog" / "d.PNG").write_bytes(_png(40))
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    (root / "dog" / "notes.txt").write_text("hello")
+    (root / "dog" / ".hidden.png").write_bytes(_png(50))
+    return root
+
+
+def test_labelled_folder_labels_and_skips(labelled):
+    ds = open_folder(labelled)
+    assert ds.class_names == ("cat", "dog")
+    assert ds.ids == ("cat/a.png", "cat/indoor/b.png", "dog/c.png", "dog/d.PNG")
+    assert ds.labels.tolist() == [0, 0, 1, 1]
+    skipped = dict(ds.skipped)
+    assert set(skipped) == {"dog/broken.png", "dog/notes.txt"}
+    assert "not an image file type" in skipped["dog/notes.txt"]
+    assert ds.labeled and len(ds) == 4
+    # The same folder gives the same key; changing a file changes it.
+    assert open_folder(labelled).key == ds.key
+    (labelled / "cat" / "a.png").write_bytes(_png(11, 21))
+    assert open_folder(labelled).key != ds.key
+
+
+def test_flat_folder_is_unlabelled(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(_png(i * 50))
+    ds = open_folder(tmp_path)
+    assert not ds.labeled and ds.class_names == () and ds.labels.tolist() == [-1, -1, -1]
+
+
+def test_folder_errors_are_readable(tmp_path):
+    with pytest.raises(DatasetError, match="not a folder"):
+        open_folder(tmp_path / "missing")
+    (tmp_path / "x.txt").write_text("no images")
+    with pytest.raises(DatasetError, match="No readable image"):
+        open_folder(tmp_path)
+
+
+def test_batches_are_lazy_fitted_and_skip_undecodable(tmp_path):
+    """A file whose header reads but whose body is truncated is dropped from its batch and recorded."""
+    root = tmp_path / "set"
+    root.mkdir()
+    for i in range(5):
+        (root / f"{i}.png").write_bytes(_png(i * 40, size=24 + i))
+    good = _png(200, 64)
+    (root / "5_trunc.png").write_bytes(good[: len(good) // 2 + 40])  # valid header, truncated data
+    ds = open_folder(root)
+    calls = []
+    reader = ds.reader
+    lazy = Dataset(ds.name, ds.key, ds.ids, ds.labels, ds.class_names, lambda i: calls.append(i) or reader(i))
+    it = lazy.batches((16, 16), 1, batch_size=2)
+    first = next(it)
+    assert calls == [0, 1], "only the first batch is read"
+    assert first.images.shape == (2, 16, 16, 1) and first.images.dtype == np.uint8
+    rest = list(it)
+    seen = np.concatenate([first.indices, *[b.indices for b in rest]])
+    trunc = ds.ids.index("5_trunc.png")
+    assert trunc not in seen and len(seen) == len(ds) - 1
+    assert "5_trunc.png" in lazy.failures
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_with_wrapper_folder(tmp_path):
+    data = _zip({"data/a/1.png": _png(1), "data/a/2.png": _png(2), "data/b/3.png": _png(3), "data/b/x.bin": b"?"})
+    ds = open_zip(data, tmp_path, name="set.zip")
+    assert ds.name == "set.zip" and ds.class_names == ("a", "b") and ds.labels.tolist() == [0, 0, 1]
+    assert len(ds.skipped) == 1
+    assert open_zip(data, tmp_path).key == ds.key  # extracted once, same key
+
+
+def test_zip_slip_is_refused(tmp_path):
+    data = _zip({"ok/1.png": _png(1), "../../evil.png": _png(2)})
+    with pytest.raises(DatasetError, match="outside the extraction folder"):
+        open_zip(data, tmp_path / "work")
+    assert not (tmp_path / "evil.png").exists() and not (tmp_path.parent / "evil.png").exists()
+
+
+def test_zip_bomb_is_refused(tmp_path):
+    """50 MB of zeros compress to ~50 kB: refused by the uncompressed-size cap, nothing left on disk."""
+    data = _zip({"a/bomb.png": b"\0" * 50_000_000})
+    assert len(data) < 200_000
+    with pytest.raises(DatasetError, match="unpacks to"):
+        open_zip(data, tmp_path, max_bytes=10_000_000)
+    assert not list(tmp_path.rglob("bomb.png"))
+    with pytest.raises(DatasetError, match="at most 1 are accepted"):
+        open_zip(_zip({"a/1.png": _png(1), "a/2.png": _png(2)}), tmp_path, max_files=1)
+
+
+def test_model_labels_match_by_name_wnid_and_number():
+    ds = Dataset("x", "x", ("1", "2", "3", "4"), np.array([0, 1, 2, -1]), ("Golden_Retriever", "n01440764", "zebra"),
+                 reader=lambda i: np.zeros((8, 8, 3), np.uint8))
+    labels, unmatched = model_labels(ds, ["tench", "golden retriever"], wnids=["n01440764", "n02099601"])
+    assert labels.tolist() == [1, 0, -1, -1] and unmatched == ["zebra"]
+    numeric = Dataset("y", "y", ("a", "b"), np.array([0, 1]), ("0", "7"), reader=lambda i: None)
+    assert model_labels(numeric, [f"c{i}" for i in range(10)])[0].tolist() == [0, 7]
+
+
+# ------------------------------------------------------------------------------------------- the pass
+@pytest.fixture(scope="module")
+def tiny_set(images) -> Dataset:
+    pixels = images.astype(np.uint8)
+    return Dataset("tiny", "tiny", tuple(f"img{i}" for i in range(len(pixels))), np.arange(len(pixels)) % 5,
+                   tuple(f"c{i}" for i in range(5)), reader=lambda i: pixels[i])
+
+
+def test_pass_statistics_equal_direct_activations(tiny, tiny_set, images):
+    result = dataset_pass(tiny, tiny_set, ["conv1", "flatten"], batch_size=3)
+    x = tiny.preprocess(images.astype(np.uint8))
+    np.testing.assert_allclose(result.logits, tiny.logits(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.probs.sum(1), 1, atol=1e-5)
+    conv = tiny.activations(x, "conv1").reshape(len(x), -1, 6)  # (N, positions, channels)
+    s = result.layers["conv1"]
+    assert s.shape == (14, 14, 6)
+    np.testing.assert_allclose(s.mean, conv.mean((1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.channel_mean, conv.mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.channel_max, conv.max(1), rtol=1e-5)
+    np.testing.assert_array_equal(s.channel_argmax, conv.argmax(1))
+    np.testing.assert_allclose(s.full, conv.reshape(len(x), -1), rtol=1e-5, atol=1e-6)
+    dense = result.layers["flatten"]
+    assert dense.channel_argmax.max() == 0 and dense.channel_mean.shape == (7, 200)
+
+
+def test_pass_drops_full_activations_of_large_layers_and_failed_images(tiny, images, monkeypatch):
+    pixels = images.astype(np.uint8)
+
+    def reader(i: int) -> np.ndarray:
+        if i == 2:
+            from xai_core.errors import ImageLoadError
+            raise ImageLoadError("img2 is damaged")
+        return pixels[i]
+
+    ds = Dataset("t", "t2", tuple(f"img{i}" for i in range(7)), np.zeros(7, np.int64), ("c0",), reader=reader)
+    monkeypatch.setattr(stats_module, "FULL_LIMIT", 100)
+    result = dataset_pass(tiny, ds, ["conv1"])
+    assert result.index.tolist() == [0, 1, 3, 4, 5, 6]
+    assert result.failed == [("img2", "img2 is damaged")]
+    assert result.layers["conv1"].full is None and result.layers["conv1"].neuron(5) is None
+    everything_broken = Dataset("b", "b", ("a",), np.zeros(1, np.int64), (), reader=lambda i: reader(2))
+    with pytest.raises(DatasetError, match="could be read"):
+        dataset_pass(tiny, everything_broken)
+
+
+def test_demo_dataset_pass_matches_model_accuracy():
+    from xai_core.models.demo import load_demo_model
+
+    bundle = load_demo_model("digits_cnn")
+    ds = demo_dataset("digits")
+    result = dataset_pass(bundle, ds)
+    accuracy = float((result.predicted == ds.labels[result.index]).mean())
+    assert accuracy == pytest.approx(bundle.info["test_accuracy"], abs=0.005)

@@ -1,0 +1,297 @@
+"""What a data set is: image ids, optional labels, and a lazy reader that yields model-sized batches.
+
+A :class:`Dataset` never holds a folder's pixels: it keeps file paths and reads images on demand, batch by
+batch, so a 10,000-image folder costs memory for one batch at a time. Four sources give the same object:
+
+* :func:`demo_dataset` — the embedded digits and shapes sets (in memory, with object masks for shapes);
+* :func:`open_folder` — a server-side folder, either *labelled* (one subfolder per class, any depth below it)
+  or *unlabelled* (images directly in the folder);
+* :func:`open_zip` — a zip of either layout, extracted safely (see :mod:`xai_core.data.archive`).
+
+Files that are not images, or whose header cannot be read, are skipped and listed in ``skipped`` when the set is
+opened; files that fail to decode later are skipped by :meth:`Dataset.batches` and listed in ``failures``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from xai_core.data.archive import safe_extract_zip
+from xai_core.data.demo import load_demo_set
+from xai_core.data.images import IMAGE_TYPES, FitMode, fit_to_model, load_image
+from xai_core.errors import DatasetError, ImageLoadError
+
+Progress = Callable[[int, int], None]
+
+#: Most images a folder or zip may hold (beyond this, sample the folder first).
+MAX_IMAGES = 50_000
+_SUFFIXES = {f".{t}" for t in IMAGE_TYPES}
+_IGNORED = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``images[j]`` is data set image ``indices[j]``, fitted to the model: uint8 ``(B, H, W, C)``."""
+
+    indices: np.ndarray
+    images: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """An image collection read lazily.
+
+    Attributes
+    ----------
+    name : display name (``"digits/test"``, ``"flowers.zip"``).
+    key : stable cache key: the same images under the same ids give the same key.
+    ids : ``N`` image ids (file paths relative to the root, or demo ids such as ``"digits/test/0007"``).
+    labels : int64 ``(N,)`` indices into ``class_names``; ``-1`` where unknown.
+    class_names : class folder names (sorted) or demo class names; empty when unlabelled.
+    masks : bool ``(N, H, W)`` object masks (demo shapes only) or ``None``.
+    skipped : ``(file, reason)`` for every file left out when the set was opened.
+    failures : ``id → reason`` for images that failed to decode since (filled by :meth:`batches`).
+    """
+
+    name: str
+    key: str
+    ids: tuple[str, ...]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    reader: Callable[[int], np.ndarray] = field(repr=False)
+    masks: np.ndarray | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    failures: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.class_names) and bool(np.any(self.labels >= 0))
+
+    def label_name(self, i: int) -> str:
+        """Class name of image ``i``, or ``""`` when unknown."""
+        lab = int(self.labels[i])
+        return self.class_names[lab] if lab >= 0 else ""
+
+    def read(self, indices: Iterable[int]) -> list[np.ndarray]:
+        """Native-size uint8 pixels ``(H, W, C)`` of the given images; raises :class:`ImageLoadError`."""
+        return [self.reader(int(i)) for i in indices]
+
+    def batches(self, size: tuple[int, int], channels: int, fit: FitMode = "center-crop", batch_size: int = 32,
+                indices: Sequence[int] | None = None) -> Iterator[Batch]:
+        """Yield the images fitted to a model's ``size`` and ``channels``, ``batch_size`` at a time.
+
+        Images that cannot be decoded are left out of their batch and recorded in :attr:`failures`.
+        """
+        order = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        h, w = size
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            kept: list[int] = []
+            pixels: list[np.ndarray] = []
+            for i in chunk:
+                try:
+                    raw = self.reader(int(i))
+                except ImageLoadError as exc:
+                    self.failures[self.ids[int(i)]] = str(exc)
+                    continue
+                if raw.shape[:2] == (h, w) and raw.shape[2] == channels:
+                    pixels.append(np.asarray(raw, dtype=np.uint8))
+                else:
+                    pixels.append(fit_to_model(raw, size, channels, fit).astype(np.uint8))
+                kept.append(int(i))
+            if kept:
+                yield Batch(np.asarray(kept, dtype=np.int64), np.stack(pixels))
+
+    def thumbnail(self, i: int, side: int = 96) -> np.ndarray:
+        """uint8 RGB ``(h, w, 3)`` preview of image ``i`` whose longer side is ``side`` (pixel-art stays sharp)."""
+        raw = self.reader(int(i))
+        img = Image.fromarray(raw.squeeze(-1) if raw.shape[-1] == 1 else raw).convert("RGB")
+        scale = side / max(img.size)
+        resample = Image.NEAREST if scale >= 2 else Image.BILINEAR
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
+        return np.asarray(img, dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------ demo
+def demo_dataset(name: str, split: str = "test") -> Dataset:
+    """The embedded demo set ``name`` (``"digits"`` or ``"shapes"``) as a :class:`Dataset`."""
+    demo = load_demo_set(name, split)
+    images = demo.images
+    return Dataset(
+        name=demo.name,
+        key=f"demo:{demo.name}",
+        ids=tuple(demo.ids),
+        labels=np.asarray(demo.labels, dtype=np.int64),
+        class_names=tuple(demo.class_names),
+        reader=lambda i: images[i],
+        masks=demo.masks,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- folders
+def _check_header(path: Path) -> str | None:
+    """``None`` if Pillow can read the header of ``path``, else the reason it cannot."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except UnidentifiedImageError:
+        return "not an image Pillow can read"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"damaged header ({exc})"
+    if min(w, h) < 8:
+        return f"only {w}×{h} pixels"
+    return None
+
+
+def _fingerprint(root: Path, files: Sequence[Path]) -> str:
+    h = hashlib.sha1()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _single_subfolder(root: Path) -> Path:
+    """Descend through wrapper folders (``data/`` inside a zip) that hold nothing but one folder."""
+    while True:
+        entries = [p for p in root.iterdir() if p.name not in _IGNORED and not p.name.startswith(".")]
+        if len(entries) == 1 and entries[0].is_dir():
+            root = entries[0]
+        else:
+            return root
+
+
+def open_folder(path: str | Path, name: str | None = None, key: str | None = None,
+                progress: Progress | None = None) -> Dataset:
+    """Open a folder of images: labelled if it has class subfolders, unlabelled if images sit directly in it.
+
+    Parameters
+    ----------
+    path : the folder. In the labelled layout each first-level subfolder is a class (its name is the class
+        name) and every image below it, at any depth, belongs to that class; images directly in the folder are
+        then unlabelled.
+    name, key : display name and cache key (default: the folder name, and a fingerprint of paths, sizes and
+        modification times).
+    progress : ``progress(done, total)`` while headers are checked.
+
+    Raises
+    ------
+    DatasetError
+        Not a folder, no readable image in it, or more than :data:`MAX_IMAGES` images.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"'{path}' is not a folder on the server. Enter the path of a folder of images.")
+    root = _single_subfolder(root)
+    candidates: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part in _IGNORED or part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        if p.suffix.lower() in _SUFFIXES:
+            candidates.append(p)
+        else:
+            skipped.append((rel.as_posix(), f"not an image file type ({p.suffix or 'no extension'})"))
+    if len(candidates) > MAX_IMAGES:
+        raise DatasetError(f"The folder holds {len(candidates):,} images; at most {MAX_IMAGES:,} are accepted. "
+                           "Use a sample of it.")
+    files: list[Path] = []
+    for n, p in enumerate(candidates):
+        reason = _check_header(p)
+        if reason:
+            skipped.append((p.relative_to(root).as_posix(), reason))
+        else:
+            files.append(p)
+        if progress and (n % 64 == 0 or n == len(candidates) - 1):
+            progress(n + 1, len(candidates))
+    if not files:
+        raise DatasetError(
+            f"No readable image in '{name or root.name}'"
+            + (f" ({len(skipped)} file(s) skipped, e.g. {skipped[0][0]}: {skipped[0][1]})." if skipped else ".")
+            + f" Supported types: {', '.join(IMAGE_TYPES)}."
+        )
+    rels = [f.relative_to(root) for f in files]
+    classes = sorted({r.parts[0] for r in rels if len(r.parts) > 1})
+    class_index = {c: k for k, c in enumerate(classes)}
+    labels = np.array([class_index[r.parts[0]] if len(r.parts) > 1 else -1 for r in rels], dtype=np.int64)
+    paths = tuple(files)
+
+    def reader(i: int) -> np.ndarray:
+        return load_image(paths[i], name=rels[i].as_posix()).pixels
+
+    return Dataset(
+        name=name or root.name,
+        key=key or f"folder:{_fingerprint(root, files)}",
+        ids=tuple(r.as_posix() for r in rels),
+        labels=labels,
+        class_names=tuple(classes),
+        reader=reader,
+        skipped=tuple(skipped),
+    )
+
+
+def open_zip(source: str | Path | bytes, workdir: str | Path, name: str | None = None,
+             max_files: int = MAX_IMAGES, max_bytes: int = 2 * 1024**3,
+             progress: Progress | None = None) -> Dataset:
+    """Extract a zip (of either folder layout) safely under ``workdir`` and open it with :func:`open_folder`.
+
+    The archive is extracted once per content (a folder named by its hash); zip-slip paths, links, encrypted
+    entries and archives above ``max_files`` files or ``max_bytes`` uncompressed bytes raise
+    :class:`DatasetError` (see :func:`xai_core.data.archive.safe_extract_zip`).
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    digest = hashlib.sha1(data).hexdigest()[:16]
+    target = Path(workdir) / f"zip-{digest}"
+    done = target / ".complete"
+    if not done.exists():
+        safe_extract_zip(data, target / "data", max_files=max_files, max_bytes=max_bytes)
+        done.touch()
+    display = name or (Path(source).name if not isinstance(source, bytes) else "archive.zip")
+    return open_folder(target / "data", name=display, key=f"zip:{digest}", progress=progress)
+
+
+# ----------------------------------------------------------------------------------------- labels vs model
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name).strip().lower()
+
+
+def model_labels(dataset: Dataset, class_names: Sequence[str],
+                 wnids: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Map a data set's labels onto a model's classes.
+
+    A class folder matches a model class by name (case, spaces, ``_`` and ``-`` ignored), by WordNet id when
+    ``wnids`` are given (ImageNet folders named ``n01440764``), or by index when every folder is a number.
+
+    Returns
+    -------
+    labels : int64 ``(N,)`` model class per image, ``-1`` where the image has no label or its folder matches no
+        model class.
+    unmatched : class folder names that match no model class.
+    """
+    by_name = {_norm(c): k for k, c in enumerate(class_names)}
+    by_wnid = {w: k for k, w in enumerate(wnids or ())}
+    numeric = bool(dataset.class_names) and all(c.isdigit() for c in dataset.class_names)
+    mapping: dict[int, int] = {}
+    unmatched: list[str] = []
+    for d, c in enumerate(dataset.class_names):
+        if _norm(c) in by_name:
+            mapping[d] = by_name[_norm(c)]
+        elif c in by_wnid:
+            mapping[d] = by_wnid[c]
+        elif numeric and int(c) < len(class_names):
+            mapping[d] = int(c)
+        else:
+            unmatched.append(c)
+    lut = np.array([mapping.get(d, -1) for d in range(len(dataset.class_names))] + [-1], dtype=np.int64)
+    return lut[dataset.labels], unmatched

@@ -98,10 +98,8 @@ def _reductions(bundle: ModelBundle, layer: str) -> dict[str, tf.Tensor]:
 
     def build() -> dict[str, tf.Tensor]:
         t = bundle.layer_output(layer) if not bundle.is_output_layer(layer) else bundle.model.output
-        if len(t.shape) == 2:
-            zeros = tf.zeros_like(t, dtype=tf.int32)
-            return {"mean": tf.reduce_mean(t, axis=1), "channel_mean": t, "channel_max": t,
-                    "channel_argmax": zeros, "full": t}
+        if len(t.shape) == 2:  # dense: the values are their own channel statistics (fetched once)
+            return {"mean": tf.reduce_mean(t, axis=1), "channel_mean": t}
         c = int(t.shape[-1])
         positions = int(np.prod(t.shape[1:-1]))
         flat = tf.reshape(t, (-1, positions, c))
@@ -174,14 +172,17 @@ def dataset_pass(
     stats = {}
     for info in infos:
         get = lambda s, n=info.name: cat.get(f"{n}\x00{s}")  # noqa: E731
+        channel_mean = get("channel_mean").astype(np.float32)
+        dense = get("channel_max") is None
+        full = channel_mean if dense else get("full")
         stats[info.name] = LayerStats(
             layer=info.name,
             shape=tuple(info.output_shape),
             mean=get("mean").astype(np.float32),
-            channel_mean=get("channel_mean").astype(np.float32),
-            channel_max=get("channel_max").astype(np.float32),
-            channel_argmax=get("channel_argmax").astype(np.int32),
-            full=None if get("full") is None else get("full").astype(np.float32),
+            channel_mean=channel_mean,
+            channel_max=channel_mean if dense else get("channel_max").astype(np.float32),
+            channel_argmax=np.zeros(channel_mean.shape, np.int32) if dense else get("channel_argmax").astype(np.int32),
+            full=None if full is None else full.astype(np.float32),
         )
     return DatasetPass(model=bundle.name, dataset_key=dataset.key, index=np.concatenate(index),
                        logits=logits, probs=bundle.probabilities(logits), layers=stats, failed=failed)

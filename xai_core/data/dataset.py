@@ -69,6 +69,7 @@ class Dataset:
     masks: np.ndarray | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     failures: dict[str, str] = field(default_factory=dict, repr=False)
+    pixels: np.ndarray | None = field(default=None, repr=False)  # all images, when they sit in memory (demo)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,6 +95,11 @@ class Dataset:
         """
         order = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         h, w = size
+        if self.pixels is not None and self.pixels.shape[1:] == (h, w, channels):  # in memory, right size
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                yield Batch(chunk, self.pixels[chunk])
+            return
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             kept: list[int] = []
@@ -135,6 +141,7 @@ def demo_dataset(name: str, split: str = "test") -> Dataset:
         class_names=tuple(demo.class_names),
         reader=lambda i: images[i],
         masks=demo.masks,
+        pixels=images,
     )
 
 

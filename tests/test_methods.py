@@ -18,9 +18,19 @@ from xai_core.methods.occlusion import patch_positions
 ALL = list(REGISTRY)
 
 
+@pytest.fixture(scope="module")
+def tiny_patterns(tiny):
+    """Pattern methods need fitted patterns: fit both estimators for ``tiny`` on random images."""
+    from xai_core.methods.patterns import fit_patterns, register_patterns
+
+    noise = np.random.default_rng(5).integers(0, 256, (64, *tiny.input_shape), dtype=np.uint8)
+    for estimator in ("relu", "linear"):
+        register_patterns(tiny, fit_patterns(tiny, [noise[:40], noise[40:]], 64, estimator))
+
+
 # --------------------------------------------------------------------------- contract (every method)
 @pytest.mark.parametrize("method_id", ALL)
-def test_contract_every_method(tiny, images, method_id):
+def test_contract_every_method(tiny, tiny_patterns, images, method_id):
     """One finite (H, W) map per image, deterministic, independent of batch composition (1 vs 7 images)."""
     seven = explain(tiny, method_id, images, Target.of_class(2))
     assert seven.maps.shape == (7, 1, 16, 16)
@@ -39,7 +49,7 @@ def test_contract_every_method(tiny, images, method_id):
 def test_registry_entry_is_complete(method_id):
     spec = get_method(method_id)
     assert spec.label and spec.summary and spec.caveat and spec.reference
-    assert spec.family in {"Gradient", "LRP", "Deep Taylor", "CAM", "Perturbation", "Reference"}
+    assert spec.family in {"Gradient", "LRP", "Deep Taylor", "Pattern", "CAM", "Perturbation", "Reference"}
     for p in spec.params:
         assert p.validate(None) == p.default
         assert p.label and p.help
@@ -68,6 +78,9 @@ def test_every_method_on_batchnorm_residual_model(resnet, method_id):
     """BatchNormalization and Add layers: every method builds, runs and gives finite maps. (This caught two
     iNNvestigate problems: the BN reverse layer's list-valued axis, and variables its LRP rules create.)"""
     bundle, imgs = resnet
+    if get_method(method_id).family == "Pattern":  # the paper's estimators are for plain ReLU nets
+        assert "BatchNormalization" in unsupported_reason(bundle, method_id)
+        return
     assert method_id in methods_for(bundle)
     e = explain(bundle, method_id, imgs)
     assert e.maps.shape == (3, 1, 32, 32) and np.all(np.isfinite(e.maps))
@@ -298,7 +311,7 @@ def test_bad_parameters_raise_readable_errors(tiny, images, params, message):
 
 def test_unknown_method_lists_valid_ones(tiny, images):
     with pytest.raises(InvalidParameterError, match="gradient"):
-        explain(tiny, "pattern.net", images[:1])
+        explain(tiny, "no.such.method", images[:1])
 
 
 def test_wrong_image_shape_is_a_readable_error(tiny):

@@ -29,3 +29,7 @@ class ImageLoadError(XaiLensError):
 
 class DatasetError(XaiLensError):
     """A data set (folder or archive) could not be read safely."""
+
+
+class PatternsNotFittedError(XaiLensError):
+    """A pattern method (PatternNet, PatternAttribution) was asked for before patterns were fitted for the model."""

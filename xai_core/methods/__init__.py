@@ -3,7 +3,7 @@
 Importing this package registers every method family, one module each.
 """
 
-from xai_core.methods import cam, deep_taylor, gradient, lrp, occlusion  # noqa: F401  (register families)
+from xai_core.methods import cam, deep_taylor, deeplift, gradient, lrp, occlusion, patterns  # noqa: F401  (register)
 from xai_core.methods.base import (
     REGISTRY,
     MethodSpec,
@@ -15,7 +15,7 @@ from xai_core.methods.base import (
 )
 from xai_core.methods.explain import TOP_K_CHOICES, Explanation, Target, explain, flat_neuron_index
 
-FAMILIES = ("Gradient", "LRP", "Deep Taylor", "CAM", "Perturbation", "Reference")
+FAMILIES = ("Gradient", "LRP", "Deep Taylor", "Pattern", "CAM", "Perturbation", "Reference")
 
 # Registry order = family order (the UI lists methods in it), keeping each family's own order.
 _sorted = sorted(REGISTRY.items(), key=lambda item: FAMILIES.index(item[1].family))

@@ -7,6 +7,10 @@ st.set_page_config(page_title="XAI Lens", page_icon=":material/visibility:", lay
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/visualize.py", title="Visualize", icon=":material/image_search:"),
+    st.Page("pages/compare.py", title="Compare Models", icon=":material/compare:"),
+    st.Page("pages/suggest.py", title="Suggest", icon=":material/insights:"),
+    st.Page("pages/explorer.py", title="Dataset Explorer", icon=":material/dataset:"),
+    st.Page("pages/trust.py", title="Trust", icon=":material/verified_user:"),
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
 ]
 nav = st.navigation(pages)

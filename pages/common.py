@@ -6,10 +6,12 @@ and lock, so any session's thread can use it); data lives in ``st.cache_data`` w
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,20 @@ import streamlit as st
 
 from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.charts import selected_class
-from xai_core.data.demo import DemoSet, load_demo_set
+from xai_core.data.dataset import Dataset, demo_dataset, open_folder, open_zip
+from xai_core.data.demo import DEMO_DATASETS, DemoSet, load_demo_set
 from xai_core.data.gallery import GalleryImage, demo_images, photos
 from xai_core.data.images import FIT_MODES, IMAGE_TYPES, fit_to_model, to_display
-from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key, from_records, make_record, unique
+from xai_core.data.inputs import (
+    ImageItem,
+    content_key,
+    decode_uploads,
+    fit_key,
+    from_records,
+    make_record,
+    shrink,
+    unique,
+)
 from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
 from xai_core.exports import slug
 from xai_core.methods import (
@@ -33,14 +45,17 @@ from xai_core.methods import (
     Target,
     explain,
     get_method,
+    methods_for,
     unsupported_reason,
 )
 from xai_core.methods.explain import neuron_position
+from xai_core.methods.patterns import cached_patterns, fit_and_cache, image_batches, training_images
 from xai_core.methods.prepared import is_prepared, mark_prepared
 from xai_core.models.applications import APPLICATIONS, load_application, weights_cached
 from xai_core.models.demo import DEMO_MODELS, default_demo_model_id, load_demo_model
 from xai_core.models.upload import AUTO, MODEL_SUFFIXES, load_user_model
 from xai_core.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, VIEWS, upscale
+from xai_core.stats import DatasetPass, dataset_pass
 
 
 # --------------------------------------------------------------------------- models (cache_resource)
@@ -119,15 +134,26 @@ MAX_UPLOAD_SIDE = 1024  # uploaded photos are downscaled to this once; models ta
 APP_RETRY_S = 60.0  # a failed ImageNet weights download is not retried on every rerun
 
 
-def send_to_visualize(images: Sequence[Any], names: Sequence[str] | None = None, *, switch: bool = False) -> int:
+def send_to_visualize(images: Sequence[Any], names: Sequence[str] | None = None, *, switch: bool = False,
+                      models: Sequence[str] | None = None, layer: str | None = None, neuron: int | None = None) -> int:
     """Hand images to the Visualize page (replacing earlier ones); returns how many were sent.
 
     ``images``: uint8/float pixel arrays ``(H, W[, 1|3|4])`` in [0, 255], or records made with
     :func:`xai_core.data.inputs.make_record`. ``switch=True`` opens Visualize right away (not from a callback).
+    ``models`` preselects model keys; ``layer`` (with ``neuron``: that neuron, else the layer's top neurons)
+    preselects the explanation target.
     """
     records = [img if isinstance(img, dict) else make_record(img, names[i] if names else f"image {i + 1}")
                for i, img in enumerate(images)]
     st.session_state[SHARED_IMAGES] = records
+    st.session_state["visualize.use_sent"] = True
+    if models:
+        st.session_state["visualize.models"] = list(models)
+    if layer is not None:
+        st.session_state["visualize.layer"] = layer
+        st.session_state["visualize.target"] = "neuron" if neuron is not None else "top_neurons"
+        if neuron is not None:
+            st.session_state["visualize.neuron"] = int(neuron)
     if switch:
         st.switch_page("pages/visualize.py")
     return len(records)
@@ -278,8 +304,9 @@ def image_picker(page: str, default: Sequence[str] = ()) -> list[ImageItem]:
 
 
 # --------------------------------------------------------------------------- models
-def model_picker(page: str) -> list[str]:
-    """Multiselect of model keys, plus the upload of the user's own model (added to the selection once loaded)."""
+def model_picker(page: str, max_models: int = 4) -> list[str]:
+    """Multiselect of up to ``max_models`` model keys, plus the upload of the user's own model (added to the
+    selection once loaded)."""
     key = f"{page}.models"
     init_state(key, [f"demo:{default_demo_model_id()}"])
     box = st.container()
@@ -305,10 +332,10 @@ def model_picker(page: str) -> list[str]:
                 added = st.session_state.setdefault(f"{page}.added_uploads", [])
                 if ukey not in added:
                     added.append(ukey)
-                    st.session_state[key] = [*st.session_state[key], ukey][-4:]
+                    st.session_state[key] = [*st.session_state[key], ukey][-max_models:]
     choices = model_choices()
     st.session_state[key] = [k for k in st.session_state[key] if k in choices]
-    return box.multiselect("Models", list(choices), format_func=choices.get, key=key, max_selections=4,
+    return box.multiselect("Models", list(choices), format_func=choices.get, key=key, max_selections=max_models,
                            placeholder="Choose one or more models",
                            help="Demo models work offline; ImageNet networks download their weights once.")
 
@@ -339,6 +366,75 @@ def attempt(fn: Callable[[], Any], what: str) -> tuple[Any | None, str | None]:
         return None, f"**{what}:** {exc}"
     except Exception as exc:  # noqa: BLE001 - never a traceback in the page
         return None, f"**{what}** failed unexpectedly: {type(exc).__name__}: {exc}"
+
+
+def pattern_fit_step(page: str, bundle: ModelBundle, model_key: str, estimator: str, page_images: np.ndarray) -> bool:
+    """True when ``bundle`` has signal patterns (``estimator``) for PatternNet/PatternAttribution, registered or saved
+    on disk; otherwise draws a "Fit patterns" step and returns False until it was clicked and the fit succeeded.
+
+    Demo models fit on their data set's training split; other models on ``page_images`` (the images chosen on the
+    page, ``(N, H, W, C)`` at the model's input size) or on a data set the user picks (zip or server folder).
+    Patterns are saved per model key, so this happens once.
+    """
+    if cached_patterns(bundle, model_key, estimator) is not None:
+        return True
+    train = training_images(bundle)
+    slot = st.empty()
+    box = slot.container(border=True)
+    box.markdown(f"**{bundle.name}: fit patterns first.** PatternNet and PatternAttribution learn each layer's signal "
+                 f"patterns from data ({estimator} estimator), once per model; they are then kept on disk.")
+    fit_key = f"{page}.fit_patterns.{slug(model_key)}.{estimator}"
+    dataset: Dataset | None = None
+    if train is not None:
+        total, batches = len(train[1]), lambda: image_batches(train[1])
+        box.caption(f"They are fitted on the {total:,} training images of {train[0]}.")
+    else:
+        init_state(f"{fit_key}.on", "page")
+        on = box.radio("Fit on", ["page", "dataset"], key=f"{fit_key}.on", horizontal=True,
+                       format_func={"page": f"the {len(page_images)} image(s) chosen above",
+                                    "dataset": "a data set (zip upload or server folder)"}.get)
+        if on == "page":
+            total, batches = len(page_images), lambda: image_batches(page_images)
+            box.caption("A handful of images gives rough patterns (dense layers especially): choose as many typical "
+                        "images as you can, or fit on a data set.")
+        else:
+            with box:
+                dataset = dataset_picker(f"{fit_key}.ds")
+            if dataset is None:
+                return False
+            total = len(dataset)
+            batches = lambda: (b.images for b in dataset.batches(bundle.input_size, bundle.channels,  # noqa: E731
+                                                                 batch_size=64))
+    if not box.button("Fit patterns", key=fit_key, type="primary", icon=":material/model_training:"):
+        return False
+    bar = box.progress(0.0, text="Fitting patterns …")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Fitting patterns for {bundle.name}: {done:,} / {total:,} images")
+
+    fitted = run_safely(lambda: fit_and_cache(bundle, model_key, batches(), total, estimator, progress),
+                        f"Fitting patterns for {bundle.name}")
+    if fitted is not None:
+        slot.empty()
+    return fitted is not None
+
+
+def patterns_ready(page: str, needs: Sequence[tuple[str, ModelBundle, str]],
+                   images: Callable[[ModelBundle], np.ndarray]) -> bool:
+    """:func:`pattern_fit_step` for every distinct ``(model key, bundle, estimator)`` in ``needs``; True when all
+    have patterns. ``images(bundle)`` gives the page's images at that model's input size (fitted only if needed)."""
+    distinct = {(key, est): bundle for key, bundle, est in needs}
+    return all([pattern_fit_step(page, bundle, key, est, images(bundle)) for (key, est), bundle in distinct.items()])
+
+
+def ready_methods(bundle: ModelBundle, model_key: str) -> tuple[list[str], list[str]]:
+    """``(usable, waiting)``: the methods ``bundle`` supports, split into those that can run now and the pattern
+    methods whose patterns are not fitted yet (the Visualize page fits them)."""
+    usable, waiting = [], []
+    for mid in methods_for(bundle):
+        fitted = REGISTRY[mid].family != "Pattern" or cached_patterns(bundle, model_key, "relu") is not None
+        (usable if fitted else waiting).append(mid)
+    return usable, waiting
 
 
 # --------------------------------------------------------------------------- widget helpers
@@ -525,3 +621,359 @@ def display_settings(page: str, signed: bool) -> Display:
 def display_image(image: np.ndarray) -> np.ndarray:
     """Model-sized input → uint8 RGB, enlarged so small inputs are visible."""
     return upscale(to_display(image), 224)
+
+
+# =========================================================================== data sets (Suggest, Dataset Explorer)
+DATASET_DIR = Path(tempfile.gettempdir()) / "xai-lens-datasets"
+DATASET_SOURCES = {"demo": "Demo data set", "zip": "Upload a zip", "folder": "Folder on the server"}
+
+
+@st.cache_resource(show_spinner="Reading the data set …", max_entries=8)
+def _demo_dataset(name: str, split: str) -> Dataset:
+    return demo_dataset(name, split)
+
+
+@st.cache_resource(show_spinner="Unpacking and checking the archive …", max_entries=4)
+def _zip_dataset(digest: str, name: str, _data: bytes) -> Dataset:
+    return open_zip(_data, DATASET_DIR, name=name)
+
+
+@st.cache_resource(show_spinner="Scanning the folder …", max_entries=4)
+def _folder_dataset(path: str) -> Dataset:
+    return open_folder(path)
+
+
+def dataset_picker(page: str, default: str = "digits") -> Dataset | None:
+    """Choose a data set: a demo set, a zip upload or a server folder (class subfolders = labels).
+
+    Shows what was skipped and every problem in the page; returns ``None`` until a usable set is chosen.
+    """
+    init_state(f"{page}.ds_source", "demo")
+    source = st.segmented_control("Data set", list(DATASET_SOURCES), format_func=DATASET_SOURCES.get,
+                                  key=f"{page}.ds_source", required=True)
+    dataset: Dataset | None = None
+    if source == "demo":
+        left, right = st.columns(2)
+        init_state(f"{page}.ds_demo", default)
+        name = left.selectbox("Demo set", list(DEMO_DATASETS), key=f"{page}.ds_demo",
+                              format_func={"digits": "digits (32×32 gray, 10 classes)",
+                                           "shapes": "shapes (64×64 colour, 6 classes)"}.get)
+        init_state(f"{page}.ds_split", "test")
+        split = right.selectbox("Split", ["test", "train"], key=f"{page}.ds_split",
+                                format_func={"test": "test (held out)", "train": "train"}.get)
+        dataset = run_safely(lambda: _demo_dataset(name, split), "Loading the demo set")
+    elif source == "zip":
+        file = st.file_uploader("Zip of images", type=["zip"], key=f"{page}.ds_zip",
+                                help="Either one folder per class (folder name = class name) or images directly "
+                                     "in the archive (unlabelled). Up to 50,000 images, 2 GB unpacked.")
+        if file is None:
+            st.info("Upload a zip to continue, or pick a demo set.", icon=":material/info:")
+            return None
+        data = file.getvalue()
+        dataset = run_safely(lambda: _zip_dataset(content_key(data), file.name, data), f"Opening '{file.name}'")
+    else:
+        left, right = st.columns([5, 1], vertical_alignment="bottom")
+        path = left.text_input("Folder path on the server", key=f"{page}.ds_folder",
+                               placeholder="/data/my_images  (one subfolder per class, or images directly)")
+        if right.button("Rescan", help="Read the folder again (after files changed)."):
+            _folder_dataset.clear()
+        if not path.strip():
+            st.info("Enter the path of a folder on the machine running XAI Lens.", icon=":material/info:")
+            return None
+        dataset = run_safely(lambda: _folder_dataset(path.strip()), f"Opening '{path.strip()}'")
+    if dataset is None:
+        return None
+    labelled = int((dataset.labels >= 0).sum())
+    st.caption(f"**{dataset.name}**: {len(dataset):,} images"
+               + (f", {len(dataset.class_names)} classes, {labelled:,} labelled" if dataset.labeled else
+                  ", unlabelled"))
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} file(s) skipped", icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(dataset.skipped, columns=["file", "reason"]), hide_index=True)
+    return dataset
+
+
+class _NotCached(Exception):
+    """Raised inside a cached lookup on a miss, so the value is computed outside it (exceptions are not cached)."""
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _stats(model_key: str, dataset_key: str, layers: tuple[str, ...], fit: str,
+           _value: DatasetPass | None = None) -> DatasetPass:
+    if _value is None:
+        raise _NotCached
+    return _value
+
+
+def dataset_stats(model_key: str, dataset: Dataset, layers: Sequence[str] = (),
+                  fit: str = "center-crop") -> DatasetPass:
+    """:func:`xai_core.stats.dataset_pass`, cached per (model, data set, layers, fit), with a progress bar while
+    it runs. The pass runs outside the cached function so the bar is not recorded into the cache (Streamlit
+    replays elements drawn inside a cached function, and a bar in an outside slot cannot be replayed)."""
+    args = (model_key, dataset.key, tuple(layers), fit)
+    try:
+        return _stats(*args)
+    except _NotCached:
+        pass
+    slot = st.empty()
+    name = model_choices().get(model_key, model_key).split(" — ")[0]
+
+    def progress(done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=f"{name} over {dataset.name}: {done:,} / {total:,} images")
+
+    try:
+        result = dataset_pass(get_model(model_key), dataset, tuple(layers), fit=fit, progress=progress)
+    finally:
+        slot.empty()
+    return _stats(*args, _value=result)
+
+
+def dataset_thumbnails(dataset: Dataset, indices: Sequence[int], side: int = 96) -> list[np.ndarray]:
+    """Thumbnails of data set images (unreadable ones become grey squares)."""
+    out = []
+    for i in indices:
+        try:
+            out.append(dataset.thumbnail(int(i), side))
+        except XaiLensError:
+            out.append(np.full((side, side, 3), 200, np.uint8))
+    return out
+
+
+def image_cards(page: str, name: str, dataset: Dataset, indices: Sequence[int], captions: Sequence[str],
+                send: Callable[[int], dict[str, Any]] | None = None, per_row: int = 6, limit: int = 24) -> None:
+    """Thumbnails of data set images with a caption each, and an "Explain" button that opens the image in
+    Visualize with ``send(index)`` as :func:`send_to_visualize` keywords (models, layer, neuron)."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        st.info("No images here.", icon=":material/info:")
+        return
+    if len(indices) > limit:
+        st.caption(f"Showing the first {limit} of {len(indices):,} images.")
+    shown, captions = indices[:limit], list(captions)[:limit]
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(per_row, gap="small")
+        for col, i, thumb, text in zip(cols, shown[start:start + per_row],
+                                       dataset_thumbnails(dataset, shown[start:start + per_row], 112),
+                                       captions[start:start + per_row]):
+            col.image(thumb, width="stretch")
+            col.caption(text)
+            if send is not None and col.button("Explain", key=f"{page}.{name}.explain.{i}", type="tertiary",
+                                               icon=":material/image_search:", help="Open this image in Visualize"):
+                pixels = run_safely(lambda i=i: dataset.read([i])[0], f"Reading '{dataset.ids[i]}'")
+                if pixels is not None:
+                    pixels, _ = shrink(pixels, MAX_UPLOAD_SIDE)
+                    send_to_visualize([make_record(pixels, dataset.ids[i])], switch=True, **send(i))
+
+
+# =========================================================================== Compare Models
+def default_params(spec: MethodSpec) -> dict[str, Any]:
+    """The values :func:`param_widgets` starts with (``None`` = auto): a grid of methods at their defaults then
+    shares its cached maps with Visualize."""
+    out: dict[str, Any] = {}
+    for p in spec.params:
+        num = int if p.kind == "int" else float
+        if p.kind == "layer" or p.default is None:
+            out[p.name] = None
+        elif p.kind == "choice":
+            out[p.name] = p.default
+        else:
+            out[p.name] = bool(p.default) if p.kind == "bool" else num(p.default)
+    return out
+
+
+def loaded_models(keys: Sequence[str]) -> dict[str, ModelBundle]:
+    """Model key → bundle for the keys that load; each failure is shown with st.error."""
+    labels = model_choices()
+    loaded = {key: run_safely(lambda k=key: get_model(k), f"Loading {labels.get(key, key)}") for key in keys}
+    return {k: b for k, b in loaded.items() if b is not None}
+
+
+def display_input(item: ImageItem, size: tuple[int, int], mode: str) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` of ``item`` fitted to ``size`` (the picture a compare grid draws maps over)."""
+    return to_display(_fitted(fit_key(item.key, size, 3, mode), size, 3, mode, item.pixels)[0])
+
+
+@dataclass
+class GridCell:
+    """One model × method × image of a compare grid."""
+
+    probs: np.ndarray  # (classes,)
+    expl: Explanation | None
+    error: str | None
+
+
+def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], items: Sequence[ImageItem],
+                 target: Target, fit: str) -> list[list[GridCell]]:
+    """Maps of every (model key, method, params) column × image, with a progress bar over the cells.
+
+    Each image is explained on its own through :func:`explanation_shown` with Visualize's cache keys, so maps seen
+    there are reused; analyzers are built once per model and method.
+    """
+    bar = st.progress(0.0, text="Explaining …")
+    out: list[list[GridCell]] = []
+    total, done = max(1, len(columns) * len(items)), 0
+    for model_key, spec, params in columns:
+        bundle = get_model(model_key)
+        cells = []
+        for item in items:
+            bar.progress(done / total, text=f"{spec.label} on {bundle.name}: '{item.name}' ({done + 1}/{total})")
+            image_key, x = model_input(item, bundle, fit)
+            probs = predictions(model_key, image_key, x)[0]
+            expl, error = attempt(lambda b=bundle, k=model_key, ik=image_key, x=x, s=spec, p=params: explanation_shown(
+                k, b, s.id, ik, target, p, x), f"{spec.label} on {bundle.name}, '{item.name}'")
+            cells.append(GridCell(probs, expl, error))
+            done += 1
+        out.append(cells)
+    bar.empty()
+    return out
+
+
+def pick_for_grid(page: str, dataset: Dataset, index: int) -> None:
+    """Callback: add data set image ``index`` to ``page``'s grid (records kept in ``<page>.picked``)."""
+    pixels = run_safely(lambda: shrink(dataset.read([index])[0], MAX_UPLOAD_SIDE)[0], f"Reading '{dataset.ids[index]}'")
+    if pixels is not None:
+        image_id = dataset.ids[index]
+        key = image_id if dataset.key.startswith("demo:") else f"{dataset.key}/{image_id}"
+        picked = [r for r in st.session_state.get(f"{page}.picked", []) if r.get("key") != key]
+        st.session_state[f"{page}.picked"] = [*picked, make_record(pixels, image_id, key=key)][-MAX_IMAGES:]
+
+
+# =========================================================================== quality checks (Trust, Visualize panel)
+from collections import OrderedDict  # noqa: E402
+
+from xai_core.quality import SanityResult, TrustReport, cascading_randomization, dataset_metrics, trust_report  # noqa: E402
+from xai_core.quality.scale import localisation_leaderboard  # noqa: E402
+
+
+def _progress_slot(text: str) -> tuple[Any, Callable[[int, int], None]]:
+    """An empty slot and a ``progress(done, total)`` callback drawing a progress bar in it."""
+    slot = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=f"{text}: {done:,} / {total:,}")
+
+    return slot, progress
+
+
+@st.cache_data(show_spinner="Checking the maps (deletion / insertion, axioms) …", max_entries=128)
+def quality_report(model_key: str, method_id: str, image_key: str, target_key: str, params_key: str, steps: int,
+                   names: tuple[str, ...], _images: np.ndarray, _maps: np.ndarray, _targets: np.ndarray,
+                   _params: dict[str, Any]) -> TrustReport:
+    """:func:`xai_core.quality.trust_report` of maps already computed (``image_key``/``target_key``/``params_key``
+    identify the arrays)."""
+    return trust_report(get_model(model_key), method_id, _images, _maps, _targets, _params, list(names), steps=steps)
+
+
+@st.cache_resource(show_spinner=False)
+def sanity_flags() -> dict[tuple[str, str], SanityResult]:
+    """Sanity checks run in this server: ``(model key, method id)`` → latest result (Methods page, Visualize)."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False)
+def _quality_results() -> OrderedDict[tuple, Any]:
+    """Long quality computations by explicit key (LRU). Not ``st.cache_data``: these draw a progress bar in a slot
+    made outside the function, and cache_data's replay of that bar on a hit raises ``CacheReplayClosureError``."""
+    return OrderedDict()
+
+
+def _computed(key: tuple, text: str, compute: Callable[[Callable[[int, int], None]], Any], keep: int = 48) -> Any:
+    """``compute(progress)`` once per ``key`` for the whole server, with a progress bar while it runs."""
+    store = _quality_results()
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    slot, progress = _progress_slot(text)
+    try:
+        value = compute(progress)
+    finally:
+        slot.empty()
+    store[key] = value
+    while len(store) > keep:
+        store.popitem(last=False)
+    return value
+
+
+def sanity_check(model_key: str, method_id: str, params: dict[str, Any], image_key: str, images: np.ndarray,
+                 max_steps: int | None = None) -> SanityResult:
+    """Cascading randomisation of ``method_id`` on ``model_key``, cached per (model, method, parameters, images,
+    steps) and recorded in :func:`sanity_flags`; a progress bar shows while it runs."""
+    result = _computed(
+        ("sanity", model_key, method_id, params_key(params), image_key, max_steps),
+        f"{get_method(method_id).label}: randomised models",
+        lambda progress: cascading_randomization(get_model(model_key), method_id, images, params,
+                                                 max_steps=max_steps, progress=progress))
+    sanity_flags()[(model_key, method_id)] = result
+    return result
+
+
+def quality_frame(model_key: str, dataset: Dataset, methods: Sequence[str], metrics: Sequence[str], n: int,
+                  seed: int = 0, fit: str = "center-crop", target: str = "predicted", steps: int = 20) -> pd.DataFrame:
+    """:func:`xai_core.quality.dataset_metrics`, cached per (model, data set, settings), with a progress bar."""
+    key = ("dataset", model_key, dataset.key, tuple(methods), tuple(metrics), int(n), int(seed), fit, target,
+           int(steps))
+    return _computed(key, f"Scoring {len(methods)} method(s) on {n:,} images (maps, then metrics)",
+                     lambda progress: dataset_metrics(get_model(model_key), dataset, list(methods), list(metrics), n=n,
+                                                      seed=seed, fit=fit, target=target, steps=steps,
+                                                      progress=progress))
+
+
+def localisation_frame(model_key: str, methods: Sequence[str], n: int, seed: int = 0, margin: int = 4) -> pd.DataFrame:
+    """:func:`xai_core.quality.localisation_leaderboard` on the demo shapes set, cached, with a progress bar."""
+    return _computed(("localisation", model_key, tuple(methods), int(n), int(seed), int(margin)),
+                     f"Explaining {n:,} shapes with {len(methods)} method(s)",
+                     lambda progress: localisation_leaderboard(get_model(model_key), list(methods), n=n, seed=seed,
+                                                               margin=margin, progress=progress))
+
+
+# =========================================================================== Dataset Explorer
+from xai_core.explore.embedding import Embedding, tsne  # noqa: E402
+from xai_core.explore.metrics import Predictions  # noqa: E402
+
+
+@st.cache_data(show_spinner="Computing the t-SNE map (PCA, then t-SNE) …", max_entries=16)
+def tsne_embedding(model_key: str, dataset_key: str, layer: str, fit: str, perplexity: float,
+                   _features: np.ndarray, _pred: Predictions) -> Embedding:
+    """:func:`xai_core.explore.embedding.tsne` of a pass's layer, cached per (model, data set, layer, perplexity)."""
+    return tsne(_features, _pred, perplexity=perplexity)
+
+
+def explain_button(page: str, name: str, dataset: Dataset, i: int, where: Any = st, **send: Any) -> None:
+    """An "Explain" button that opens data set image ``i`` in Visualize (``send``: models, layer, neuron)."""
+    if where.button("Explain", key=f"{page}.{name}.explain.{i}", type="tertiary", icon=":material/image_search:",
+                    help="Open this image in Visualize"):
+        pixels = run_safely(lambda: dataset.read([i])[0], f"Reading '{dataset.ids[i]}'")
+        if pixels is not None:
+            pixels, _ = shrink(pixels, MAX_UPLOAD_SIDE)
+            send_to_visualize([make_record(pixels, dataset.ids[i])], switch=True, **send)
+
+
+def dataset_predictions(model_key: str, dataset: Dataset, fit: str = "center-crop") -> np.ndarray:
+    """Predicted class of every image of ``dataset`` (int64 ``(N,)``, −1 where unreadable), from the cached
+    :func:`dataset_stats` pass."""
+    stats = dataset_stats(model_key, dataset, (), fit)
+    out = np.full(len(dataset), -1, np.int64)
+    out[stats.index] = stats.predicted
+    return out
+
+
+def picked_images(page: str) -> list[ImageItem]:
+    """The images :func:`pick_for_grid` added to ``page``, with a note and a button to remove them."""
+    picked, _ = from_records(st.session_state.get(f"{page}.picked"))
+    if picked:
+        st.caption(f"Added from the data set below: {', '.join(i.name for i in picked)}")
+        st.button("Remove them", type="tertiary", on_click=lambda: st.session_state.pop(f"{page}.picked", None))
+    return picked
+
+
+def pick_cards(page: str, dataset: Dataset, indices: Sequence[int], captions: Sequence[str], per_row: int = 6) -> None:
+    """Thumbnails of data set images, each with its caption and an "Add to the grid" button (:func:`pick_for_grid`)."""
+    indices = [int(i) for i in indices]
+    for start in range(0, len(indices), per_row):
+        chunk = indices[start:start + per_row]
+        for col, i, thumb, text in zip(st.columns(per_row), chunk, dataset_thumbnails(dataset, chunk, 112),
+                                       captions[start:start + per_row]):
+            col.image(thumb, width="stretch")
+            col.caption(text)
+            col.button("Add to the grid", key=f"{page}.pick.{i}", on_click=pick_for_grid, args=(page, dataset, i),
+                       type="tertiary", icon=":material/add:")

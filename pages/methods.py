@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.quality_panel import insensitivity_notes
 from pages.router import through_router
 from xai_core.methods import FAMILIES, REGISTRY
 
@@ -22,7 +23,11 @@ for family in FAMILIES:
         continue
     st.subheader(family)
     for spec in specs:
-        with st.expander(f"**{spec.label}** · `{spec.id}`"):
+        flagged = insensitivity_notes(spec.id)  # sanity checks run in this server, or precomputed on the demo
+        mark = " · :orange[insensitive to the model]" if flagged else ""
+        with st.expander(f"**{spec.label}** · `{spec.id}`{mark}"):
+            for note in flagged:
+                st.warning(f"**Sanity check: insensitive to the model.** {note}", icon=":material/gpp_maybe:")
             st.markdown(f"**What the map shows.** {spec.summary}")
             st.markdown(f"**When it misleads.** {spec.caveat}")
             st.markdown(f"**Paper.** {spec.reference}")

@@ -24,11 +24,13 @@ from pages.common import (
     model_summary,
     on_prediction_click,
     param_widgets,
+    patterns_ready,
     predictions,
     reset_page,
     run_safely,
     target_picker,
 )
+from pages.quality_panel import trust_panel
 from xai_core.charts import predictions_chart, predictions_frame
 from xai_core.data.images import to_display
 from xai_core.exports import maps_npz, predictions_csv, slug, stack_explanations
@@ -91,6 +93,10 @@ with c_target:
     target = target_picker(PAGE, spec, models)
 disp = display_settings(PAGE, spec.signed)
 fit = st.session_state[f"{PAGE}.fit"]
+if spec.family == "Pattern" and not patterns_ready(  # patterns are learnt from data once per model: that step first
+        PAGE, [(k, b, params["estimator"]) for k, b in bundles.items()],
+        lambda b: np.concatenate([model_input(i, b, fit)[1] for i in items])):
+    st.stop()
 
 # ------------------------------------------------------------------------------------------- compute
 results: dict[str, list] = {}  # model key -> per image: (input, probs, explanation | None, error | None)
@@ -159,6 +165,8 @@ for i, item in enumerate(items):  # one row per image and model: model input | m
                          type="tertiary", key=f"{PAGE}.png.{i}")
     grid_rows += image_rows
     grid_captions += image_captions
+
+trust_panel(PAGE, bundles, items, results, spec, target, params)  # "Can I trust this map?" (on demand)
 
 # ------------------------------------------------------------------------------------------- downloads
 st.divider()

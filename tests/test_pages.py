@@ -29,7 +29,8 @@ def test_router_runs_home_page():
 
 def test_home_shows_prediction_and_three_explanations(home):
     assert [m.label for m in home.metric] == [f"{f} methods" for f in
-                                              ("Gradient", "LRP", "Deep Taylor", "CAM", "Perturbation", "Reference")]
+                                              ("Gradient", "LRP", "Deep Taylor", "Pattern", "CAM", "Perturbation",
+                                               "Reference")]
     assert sum(int(m.value) for m in home.metric) == len(REGISTRY)
     captions = [c.value for c in home.caption]
     for label in ("Grad-CAM", "LRP-ε", "Integrated Gradients"):

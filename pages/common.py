@@ -392,7 +392,7 @@ def pattern_fit_step(page: str, bundle: ModelBundle, model_key: str, estimator: 
         init_state(f"{fit_key}.on", "page")
         on = box.radio("Fit on", ["page", "dataset"], key=f"{fit_key}.on", horizontal=True,
                        format_func={"page": f"the {len(page_images)} image(s) chosen above",
-                                    "dataset": "a data set (zip upload or server folder)"}.get)
+                                    "dataset": "a data set (demo, zip upload or server folder)"}.get)
         if on == "page":
             total, batches = len(page_images), lambda: image_batches(page_images)
             box.caption("A handful of images gives rough patterns (dense layers especially): choose as many typical "

@@ -456,6 +456,15 @@ def reset_page(page: str) -> None:
         del st.session_state[key]
 
 
+def page_header(page: str, title: str, caption: str) -> None:
+    """The page title with a "Reset page" button beside it (see :func:`reset_page`), and a one-line caption."""
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    left.title(title)
+    right.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(page,), width="stretch",
+                 help="Restore every choice on this page to its default.")
+    st.caption(caption)
+
+
 def _decades(lo: float, hi: float, default: float) -> list[float]:
     values = {float(f"1e{e}") for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)}
     return sorted(v for v in values | {float(default)} if lo <= v <= hi)

@@ -27,11 +27,11 @@ from pages.common import (
     model_choices,
     model_input,
     model_picker,
+    page_header,
     param_widgets,
     patterns_ready,
     pick_cards,
     picked_images,
-    reset_page,
     run_safely,
     target_picker,
 )
@@ -56,12 +56,9 @@ def on_cell_click(names: list[str]) -> None:
 
 
 through_router()
-title, reset = st.columns([5, 1], vertical_alignment="bottom")
-title.title("Compare Models")
-reset.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(PAGE,), width="stretch",
-             help="Restore every choice on this page to its default.")
-st.caption("Several models explained by one method, or one model by several methods, on the same images — and "
-           "how far their maps agree. Click a cell of the agreement matrix to see where a pair differs.")
+page_header(PAGE, "Compare Models",
+            "Several models explained by one method, or one model by several methods, on the same images — and "
+            "how far their maps agree. Click a cell of the agreement matrix to see where a pair differs.")
 init_state(f"{PAGE}.mode", "models")
 mode = st.segmented_control("Compare", list(MODES), format_func=MODES.get, key=f"{PAGE}.mode", required=True)
 

@@ -17,7 +17,7 @@ from pages.common import (
     init_state,
     keep_valid,
     model_choices,
-    reset_page,
+    page_header,
     run_safely,
     tsne_embedding,
 )
@@ -34,12 +34,10 @@ TABS = ["Accuracy", "Confusion", "t-SNE", "Activations", "Max activating", "Deep
 TOOLTIP_THUMBS = 1000  # t-SNE points get a hover thumbnail up to this many
 
 through_router()
-title, reset = st.columns([5, 1], vertical_alignment="bottom")
-title.title("Dataset Explorer")
-reset.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(PAGE,), width="stretch")
-st.caption("How one model does over a whole image set: accuracy, confusions, a t-SNE map of a layer, what its "
-           "channels respond to, and images synthesised to excite them. Click a cell or a point to see the images "
-           "behind it; **Explain** opens one in Visualize.")
+page_header(PAGE, "Dataset Explorer",
+            "How one model does over a whole image set: accuracy, confusions, a t-SNE map of a layer, what its "
+            "channels respond to, and images synthesised to excite them. Click a cell or a point to see the images "
+            "behind it; **Explain** opens one in Visualize.")
 
 col_data, col_model = st.columns([3, 2], gap="large")
 with col_data:

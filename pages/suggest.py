@@ -17,7 +17,7 @@ from pages.common import (
     keep_valid,
     model_choices,
     model_picker,
-    reset_page,
+    page_header,
     run_safely,
 )
 from xai_core.data.dataset import model_labels
@@ -40,12 +40,10 @@ PAGE = "suggest"
 TOOLTIP_THUMBS = 2000  # images get a hover thumbnail up to this many points
 
 through_router()
-title, reset = st.columns([5, 1], vertical_alignment="bottom")
-title.title("Suggest")
-reset.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(PAGE,), width="stretch")
-st.caption("Statistics over a whole data set that point at the images worth explaining: unusual activations for "
-           "one model, disagreement and confident mistakes across several. Click a bar or a point to see its "
-           "images; **Explain** opens one in Visualize with the same model, layer and neuron.")
+page_header(PAGE, "Suggest",
+            "Statistics over a whole data set that point at the images worth explaining: unusual activations for "
+            "one model, disagreement and confident mistakes across several. Click a bar or a point to see its "
+            "images; **Explain** opens one in Visualize with the same model, layer and neuron.")
 
 col_data, col_models = st.columns([3, 2], gap="large")
 with col_data:

@@ -23,10 +23,10 @@ from pages.common import (
     model_picker,
     model_summary,
     on_prediction_click,
+    page_header,
     param_widgets,
     patterns_ready,
     predictions,
-    reset_page,
     run_safely,
     target_picker,
 )
@@ -45,12 +45,9 @@ def grid_png(rows: list, captions: list) -> bytes:
 
 
 through_router()
-title, reset = st.columns([5, 1], vertical_alignment="bottom")
-title.title("Visualize")
-reset.button("Reset page", icon=":material/restart_alt:", on_click=reset_page, args=(PAGE,), width="stretch",
-             help="Restore every choice on this page to its default.")
-st.caption("Pick images and one or more models, choose an explanation method and a target, and see which pixels "
-           "drive the prediction. Display settings are in the sidebar; they never recompute a map.")
+page_header(PAGE, "Visualize",
+            "Pick images and one or more models, choose an explanation method and a target, and see which pixels "
+            "drive the prediction. Display settings are in the sidebar; they never recompute a map.")
 
 # ------------------------------------------------------------------------------------------- inputs
 col_images, col_models = st.columns([3, 2], gap="large")

@@ -7,6 +7,7 @@ tests/test_agreement.py and the pair is set here through its selectbox (the stat
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 from pages.common import gallery
@@ -15,19 +16,6 @@ TIMEOUT = 300
 PAGE = "pages/compare.py"
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def _count(at: AppTest, kind: str) -> int:
-    """Number of elements of a proto type (``image``, ``download_button`` …) in the page tree."""
-
-    def count(node) -> int:
-        return (getattr(node, "type", None) == kind) + sum(count(c) for c in getattr(node, "children", {}).values())
-
-    return count(at._tree)
 
 
 def _downloads(at: AppTest) -> list[str]:
@@ -36,7 +24,7 @@ def _downloads(at: AppTest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cmp() -> AppTest:
-    return _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_models_side_by_side_default(cmp):
@@ -46,7 +34,7 @@ def test_models_side_by_side_default(cmp):
     assert "**Digits CNN**" in headers and "**Digits ResNet**" in headers
     # 3 default images: gallery thumbnails (3) + per row the input and one overlay per model (3 × 3)
     # + one difference map per image (3)
-    assert _count(cmp, "image") >= 3 + 3 * 3 + 3
+    assert count_elements(cmp, "image") >= 3 + 3 * 3 + 3
     captions = [c for img in cmp.image for c in img.captions]
     assert sum("%" in c and " · " in c for c in captions) >= 6, "each model's prediction and confidence per cell"
 
@@ -59,7 +47,7 @@ def test_agreement_table_and_downloads(cmp):
     assert -1 <= rho <= 1 and 0 <= iou <= 1
     assert rho > 0.2, "two digit classifiers explaining the same digits agree more than chance"
     assert _downloads(cmp) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)"]
-    assert _count(cmp, "vega_lite_chart") == 2, "the agreement matrix and the accuracy chart"
+    assert count_elements(cmp, "vega_lite_chart") == 2, "the agreement matrix and the accuracy chart"
 
 
 def test_over_a_data_set_lists_disagreements_and_adds_one_to_the_grid(cmp):
@@ -68,26 +56,26 @@ def test_over_a_data_set_lists_disagreements_and_adds_one_to_the_grid(cmp):
     assert counts and int(counts[0].strip("*").split()[0]) >= 1
     picks = [b for b in cmp.button if b.label == "Add to the grid"]
     assert picks
-    images_before = _count(cmp, "image")
+    images_before = count_elements(cmp, "image")
     picks[0].click().run()
-    _ok(cmp)
+    ok(cmp)
     assert any(c.value.startswith("Added from the data set below") for c in cmp.caption)
-    assert _count(cmp, "image") >= images_before + 3, "one more row: input + two model cells (+ its difference)"
+    assert count_elements(cmp, "image") >= images_before + 3, "one more row: input + two model cells (+ its difference)"
     [b for b in cmp.button if b.label == "Remove them"][0].click().run()
-    assert not any(c.value.startswith("Added from the data set below") for c in _ok(cmp).caption)
+    assert not any(c.value.startswith("Added from the data set below") for c in ok(cmp).caption)
 
 
 def test_three_models_with_different_class_lists(cmp):
     cmp.session_state["compare.models"] = ["demo:digits_cnn", "demo:digits_resnet", "demo:shapes_cnn"]
-    _ok(cmp.run())
+    ok(cmp.run())
     assert "**Shapes CNN**" in [m.value for m in cmp.markdown]
     assert len(cmp.dataframe[0].value) == 3, "three pairs"
     assert any("Not evaluated" in c.value and "Shapes CNN" in c.value for c in cmp.caption)
     cmp.session_state["compare.pair"] = ("Digits ResNet", "Shapes CNN")
-    _ok(cmp.run())
+    ok(cmp.run())
     assert any("Digits ResNet − Shapes CNN" in m.value for m in cmp.markdown)
     cmp.session_state["compare.models"] = ["demo:digits_cnn", "demo:digits_resnet"]
-    _ok(cmp.run())
+    ok(cmp.run())
 
 
 def test_one_model_asks_for_a_second():
@@ -103,20 +91,20 @@ def test_method_grid():
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.grid_model"] = "demo:shapes_cnn"
     at.session_state["compare.gallery"] = [k for k in gallery() if k.startswith("shapes/")][:6:2]
-    _ok(at.run())
+    ok(at.run())
     methods = at.multiselect(key="compare.methods").value
     assert 3 <= len(methods) <= 4 and "gradcam" in methods
     assert any(s.value == f"Shapes CNN (plain): {len(methods)} methods" for s in at.subheader)
     headers = [m.value for m in at.markdown]
     assert all(f"**{label}**" in headers for label in ("Gradient (saliency)", "LRP-ε", "Grad-CAM"))
     # 3 images × (input + one tile per method) + 3 difference maps
-    assert _count(at, "image") >= 3 * (1 + len(methods)) + 3
+    assert count_elements(at, "image") >= 3 * (1 + len(methods)) + 3
     table = at.dataframe[0].value
     assert len(table) == len(methods) * (len(methods) - 1) // 2
     assert _downloads(at) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)"]
     assert not any(s.value == "Over a data set" for s in at.subheader), "one model: no accuracy comparison"
     at.multiselect(key="compare.methods").set_value(["gradient", "input_t_gradient"]).run()
-    _ok(at)
+    ok(at)
     assert len(at.dataframe[0].value) == 1
 
 
@@ -131,21 +119,21 @@ def test_method_grid_reuses_visualize_maps(monkeypatch):
     vis.session_state["visualize.gallery"] = ["digits/test/0078"]
     vis.session_state["visualize.family"] = "Gradient"
     vis.session_state["visualize.method.gradient"] = "smoothgrad"
-    _ok(vis.run())
+    ok(vis.run())
     assert "smoothgrad" in calls
     calls.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.gallery"] = ["digits/test/0078"]
     at.session_state["compare.methods"] = ["smoothgrad", "gradient"]
-    _ok(at.run())
+    ok(at.run())
     assert "smoothgrad" not in calls, f"Visualize's smoothgrad map was recomputed: {calls}"
     assert "gradient" in calls, "the method Visualize had not shown is computed here"
 
 
 def test_router_lists_and_opens_compare():
     at = AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run()
-    _ok(at.switch_page("pages/compare.py").run())
+    ok(at.switch_page("pages/compare.py").run())
     assert at.title[0].value == "Compare Models"
 
 
@@ -160,11 +148,11 @@ def test_pattern_methods_fit_their_patterns_first(tmp_path, monkeypatch):
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.grid_model"] = "demo:digits_cnn"
     at.session_state["compare.methods"] = ["gradient", "pattern.attribution"]
-    _ok(at.run())
+    ok(at.run())
     fit = [b for b in at.button if b.label == "Fit patterns"]
     assert len(fit) == 1 and not at.dataframe, "the grid waits for the patterns"
     fit[0].click().run()
-    _ok(at)
+    ok(at)
     assert not [b for b in at.button if b.label == "Fit patterns"]
     assert any(s.value == "Digits CNN (plain): 2 methods" for s in at.subheader)
     assert list(tmp_path.glob("patterns/demo-digits-cnn-*-relu.npz"))

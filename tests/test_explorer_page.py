@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from apptest_helpers import count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 PAGE = "pages/explorer.py"
 TIMEOUT = 300
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
 
 def _images(at: AppTest) -> int:
-    def count(node) -> int:
-        return (getattr(node, "type", None) == "image") + sum(count(c) for c in getattr(node, "children", {}).values())
-
-    return count(at._tree)
+    return count_elements(at, "image")
 
 
 def _explain_keys(at: AppTest, part: str) -> list[str]:
@@ -35,12 +28,12 @@ def _tab(at: AppTest, name: str) -> AppTest:
     """Run with tab ``name`` open (only the open tab runs). AppTest has no widget for stateful tabs and sends the
     first tab on the next run, so every run sets the tab again."""
     at.session_state["explorer.tab"] = name
-    return _ok(at.run())
+    return ok(at.run())
 
 
 @pytest.fixture(scope="module")
 def page() -> AppTest:
-    return _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_accuracy_tab(page):
@@ -158,7 +151,7 @@ def test_deep_dream_runs_and_offers_the_png(page):
 def test_labels_that_do_not_match_the_model_are_unlabelled():
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["explorer.ds_demo"] = "shapes"  # digits model, shapes images: no class matches
-    _ok(at.run())
+    ok(at.run())
     assert any("only predictions are shown" in i.value for i in at.info)
     assert any(w.value.startswith("6 class folder(s) match no class") for w in at.warning)
     assert at.dataframe[0].value.shape[0] == 600
@@ -171,7 +164,7 @@ def test_shapes_model_on_shapes():
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["explorer.ds_demo"] = "shapes"
     at.session_state["explorer.model"] = "demo:shapes_cnn"
-    _ok(at.run())
+    ok(at.run())
     acc = float(next(m.value for m in at.metric if m.label == "Accuracy").rstrip("%")) / 100
     assert acc > 0.95
     assert np.isclose(at.dataframe[1].value["confidence"].max(), 1.0, atol=0.01)

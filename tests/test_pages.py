@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import ok
 from streamlit.testing.v1 import AppTest
 
 from xai_core.methods import REGISTRY
@@ -11,19 +12,14 @@ from xai_core.models.demo import DEMO_MODELS
 TIMEOUT = 180  # first runs load TensorFlow models and build analyzers
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
 
 @pytest.fixture(scope="module")
 def home() -> AppTest:
-    return _ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    return ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
 
 
 def test_router_runs_home_page():
-    at = _ok(AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run())
+    at = ok(AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run())
     assert at.title[0].value == "XAI Lens"
 
 
@@ -41,17 +37,17 @@ def test_home_shows_prediction_and_three_explanations(home):
 @pytest.mark.parametrize("model_id", list(DEMO_MODELS))
 def test_home_every_demo_model(home, model_id):
     home.selectbox(key="home.model").set_value(f"demo:{model_id}").run()
-    _ok(home)
+    ok(home)
     home.number_input(key="home.image").set_value(7).run()
-    _ok(home)
+    ok(home)
     label = home.markdown[[i for i, m in enumerate(home.markdown) if "Why “" in m.value][0]].value
     assert "Why “" in label
 
 
 def test_methods_page_lists_every_method_and_searches():
-    at = _ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
+    at = ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
     labels = " ".join(e.label for e in at.expander)
     for spec in REGISTRY.values():
         assert f"`{spec.id}`" in labels
     at.text_input(key="methods.query").set_value("selvaraju").run()
-    assert {e.label.split("`")[1] for e in _ok(at).expander} == {"gradcam", "gradcam.guided", "gradcam.counterfactual"}
+    assert {e.label.split("`")[1] for e in ok(at).expander} == {"gradcam", "gradcam.guided", "gradcam.counterfactual"}

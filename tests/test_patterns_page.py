@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
+from apptest_helpers import count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
 PAGE = "pages/visualize.py"
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
 
 def _images(at: AppTest) -> int:
-    def count(node) -> int:
-        return (getattr(node, "type", None) == "image") + sum(count(c) for c in getattr(node, "children", {}).values())
-
-    return count(at._tree)
+    return count_elements(at, "image")
 
 
 def _fit_buttons(at: AppTest) -> list:
@@ -39,7 +32,7 @@ def _pattern_page(method: str) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "Pattern"
     at.session_state["visualize.method.pattern"] = method
-    return _ok(at.run())
+    return ok(at.run())
 
 
 def test_fit_patterns_step_then_map(cache):
@@ -48,11 +41,11 @@ def test_fit_patterns_step_then_map(cache):
     assert any("training images of digits/train" in c.value for c in at.caption)
     assert not any("Why?" in s.value for s in at.subheader), "no map before fitting"
     _fit_buttons(at)[0].click().run()
-    _ok(at)
+    ok(at)
     assert any("Why? PatternAttribution for" in s.value for s in at.subheader), [s.value for s in at.subheader]
     assert _images(at) >= 4  # input, heatmap, overlay (+ gallery thumbnail)
     assert list((cache / "patterns").glob("demo-digits-cnn-*-relu.npz")), "patterns saved to disk"
-    _ok(at.run())
+    ok(at.run())
     assert not _fit_buttons(at), "fitted once: no second fit step"
     # another session, after the server forgot its models: the patterns come back from disk
     st.cache_resource.clear()
@@ -64,7 +57,7 @@ def test_fit_patterns_step_then_map(cache):
 def test_other_estimator_needs_its_own_fit(cache):
     at = _pattern_page("pattern.net")
     at.session_state["visualize.param.pattern.net.estimator"] = "linear"
-    _ok(at.run())
+    ok(at.run())
     assert len(_fit_buttons(at)) == 1 and "linear estimator" in " ".join(m.value for m in at.markdown)
 
 
@@ -82,12 +75,12 @@ def test_own_model_fits_on_the_images_chosen_on_the_page(cache):
     at.file_uploader(key="visualize.model_file").set_value(("mine.keras", model_file, "application/octet-stream"))
     at.run()
     at.session_state["visualize.models"] = [k for k in at.session_state["visualize.models"] if k.startswith("upload:")]
-    _ok(at.run())
+    ok(at.run())
     assert len(_fit_buttons(at)) == 1
     (fit_on,) = [r for r in at.radio if r.label == "Fit on"]
     assert fit_on.value == "page" and "the 4 image(s) chosen above" in fit_on.options[0]
     _fit_buttons(at)[0].click().run()
-    _ok(at)
+    ok(at)
     assert any("Why? PatternAttribution for" in s.value for s in at.subheader)
     assert list((cache / "patterns").glob("upload-*-relu.npz"))
 
@@ -107,13 +100,13 @@ def test_own_model_can_fit_on_a_data_set(cache):
     at.file_uploader(key="visualize.model_file").set_value(("mine2.keras", model_file, "application/octet-stream"))
     at.run()
     at.session_state["visualize.models"] = [k for k in at.session_state["visualize.models"] if k.startswith("upload:")]
-    _ok(at.run())
+    ok(at.run())
     (fit_on,) = [r for r in at.radio if r.label == "Fit on"]
     fit_on.set_value("dataset").run()
-    _ok(at)
+    ok(at)
     assert any("digits" in c.value and "360 images" in c.value for c in at.caption), "the picked set is described"
     _fit_buttons(at)[0].click().run()
-    _ok(at)
+    ok(at)
     assert not _fit_buttons(at)
     assert any("Why? PatternNet for" in s.value for s in at.subheader)
     assert list((cache / "patterns").glob("upload-*-relu.npz"))

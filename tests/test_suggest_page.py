@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from apptest_helpers import ok
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -14,11 +15,6 @@ from xai_core.data.demo import load_demo_set
 PAGE = "pages/suggest.py"
 TIMEOUT = 300
 
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def _labels(at: AppTest) -> list[str]:
@@ -33,7 +29,7 @@ def _labels(at: AppTest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def page() -> AppTest:
-    return _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_layer_mode_default(page):
@@ -45,18 +41,18 @@ def test_layer_mode_default(page):
 def test_neuron_mode_dense_and_spatial(page):
     page.session_state["suggest.mode"] = "neuron"
     page.session_state["suggest.layer"] = "dense1"
-    _ok(page.run())
+    ok(page.run())
     assert page.number_input(key="suggest.channel").max == 63
     page.session_state["suggest.layer"] = "conv2"
     page.session_state["suggest.how"] = "unit"
-    _ok(page.run())
+    ok(page.run())
     assert page.number_input(key="suggest.row").max == 31
 
 
 def test_consensus_of_two_models(page):
     page.session_state["suggest.models"] = ["demo:digits_cnn", "demo:digits_resnet"]
     page.session_state["suggest.view"] = "consensus"
-    _ok(page.run())
+    ok(page.run())
     assert any("with disagreement" in c.value for c in page.caption)
     assert any("far are the models from the truth" in s.value for s in page.subheader)
     assert len(page.tabs) == 3  # most disagreed, least confident, confidently wrong
@@ -78,15 +74,15 @@ def test_unlabelled_folder_and_missing_folder(tmp_path):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["suggest.ds_source"] = "folder"
     at.session_state["suggest.ds_folder"] = str(tmp_path)
-    _ok(at.run())
+    ok(at.run())
     assert any("12 images" in c.value and "unlabelled" in c.value for c in at.caption)
     assert "1 file(s) skipped" in _labels(at)
     at.session_state["suggest.models"] = ["demo:digits_cnn", "demo:digits_resnet"]
     at.session_state["suggest.view"] = "consensus"
-    _ok(at.run())
+    ok(at.run())
     assert not any("far are the models" in s.value for s in at.subheader)  # no ground truth yet
     at.selectbox(key="suggest.one_class").set_value(int(np.bincount(demo.labels[:12]).argmax()))
-    _ok(at.run())
+    ok(at.run())
     assert any("far are the models" in s.value for s in at.subheader)
     at.session_state["suggest.ds_folder"] = str(tmp_path / "nope")
     at.run()

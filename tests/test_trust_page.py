@@ -7,24 +7,16 @@ tests/test_quality.py; here the selectbox that a click sets is driven instead.
 from __future__ import annotations
 
 import pytest
+from apptest_helpers import count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
 PAGE = "pages/trust.py"
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
 
 def _charts(at: AppTest) -> int:
-    def count(node) -> int:
-        kind = getattr(node, "type", None) or ""
-        return ("vega" in kind) + sum(count(c) for c in getattr(node, "children", {}).values())
-
-    return count(at._tree)
+    return count_elements(at, "vega", partial=True)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +24,7 @@ def trust() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["trust.loc.n"] = 4
     at.session_state["trust.loc.methods"] = ["gradcam", "random"]
-    return _ok(at.run())
+    return ok(at.run())
 
 
 def test_nothing_is_computed_until_asked(trust):
@@ -43,17 +35,17 @@ def test_nothing_is_computed_until_asked(trust):
 
 
 def test_localisation_leaderboard_and_worst_images(trust):
-    _ok(trust.button(key="trust.loc.go").click().run())
+    ok(trust.button(key="trust.loc.go").click().run())
     assert _charts(trust) == 2, "pointing game and relevance mass"
     box = trust.selectbox(key="trust.loc.method")
     assert box.options == ["Grad-CAM", "Random"]
     captions = [c.value for c in trust.caption]
     assert sum(" · 0." in c or " · 1." in c for c in captions) >= 4, "one caption (id · value) per worst image"
     box.set_value("random")
-    _ok(trust.run())
+    ok(trust.run())
     assert _charts(trust) == 2, "changing the inspected method keeps the (cached) leaderboard"
     trust.session_state["trust.loc.n"] = 6
-    _ok(trust.run())
+    ok(trust.run())
     assert _charts(trust) == 0, "new settings: nothing runs until the button is pressed again"
 
 
@@ -63,16 +55,16 @@ def test_sanity_check_runs_and_flags_reach_the_methods_page():
     at.session_state["trust.san.method"] = "input"
     at.session_state["trust.san.n"] = 2
     at.session_state["trust.san.steps"] = 3
-    _ok(at.run())
-    _ok(at.button(key="trust.san.go").click().run())
+    ok(at.run())
+    ok(at.button(key="trust.san.go").click().run())
     assert any("Input insensitive to the model" in w.value for w in at.warning)
     assert _charts(at) == 1
-    methods = _ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
+    methods = ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
     flagged = [e.label for e in methods.expander if "insensitive to the model" in e.label]
     assert any("`input`" in label for label in flagged), flagged
     assert any("demo:digits_cnn**: Input insensitive" in w.value for w in methods.warning), "this server's check"
     at.session_state["trust.san.method"] = "gradient"
-    _ok(at.button(key="trust.san.go").click().run())
+    ok(at.button(key="trust.san.go").click().run())
     assert any("Gradient (saliency) changes with the model" in s.value for s in at.success)
 
 
@@ -91,15 +83,15 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
     at.session_state["trust.ds.n"] = 3
     at.session_state["trust.ds.steps"] = 5
     at.session_state["trust.ds.metric"] = "relevance_mass"
-    _ok(at.run())
+    ok(at.run())
     assert "Pointing game (hit rate)" in at.selectbox(key="trust.ds.metric").options, "shapes have masks"
-    _ok(at.button(key="trust.ds.go").click().run())
+    ok(at.button(key="trust.ds.go").click().run())
     assert _charts(at) == 1
     at.selectbox(key="trust.ds.metric").set_value("deletion_auc")
-    _ok(at.run())
+    ok(at.run())
     assert _charts(at) == 1, "all metrics were computed at once: switching the metric recomputes nothing"
     assert at.selectbox(key="trust.ds.method").value in ("gradcam", "random")
-    _ok(at.button(key="trust.ds.send").click().run())
+    ok(at.button(key="trust.ds.send").click().run())
     assert switched == ["pages/visualize.py"]
     sent = at.session_state["shared.images"]
     assert len(sent) == 3 and all(r["name"].startswith("shapes/test/") for r in sent)
@@ -113,7 +105,7 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
                 f"visualize.method.{family}"):
         vis.session_state[key] = at.session_state[key]
     vis.session_state["visualize.gallery"] = []
-    _ok(vis.run())
+    ok(vis.run())
     label = "Grad-CAM" if method == "gradcam" else "Random"
     assert any(f"Why? {label} for" in s.value for s in vis.subheader)
     captions = [c for img in vis.image for c in img.captions]
@@ -122,7 +114,7 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
 
 def test_digits_offer_no_mask_metrics():
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    _ok(at.run())
+    ok(at.run())
     options = at.selectbox(key="trust.ds.metric").options
     assert "Pointing game (hit rate)" not in options and "Deletion AUC" in options
 
@@ -132,14 +124,14 @@ def test_digits_offer_no_mask_metrics():
 def vis() -> AppTest:
     at = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
     at.session_state["visualize.trust.steps"] = 10
-    return _ok(at.run())
+    return ok(at.run())
 
 
 def test_visualize_panel_is_on_demand(vis):
     assert any(e.label == "Can I trust this map?" for e in vis.expander)
     assert not any("beats a random order" in m.value for m in vis.markdown), "nothing computed before the toggle"
     vis.toggle(key="visualize.trust.on").set_value(True)
-    _ok(vis.run())
+    ok(vis.run())
     assert any("beats a random order on both curves" in m.value for m in vis.markdown)
     assert _charts(vis) >= 2, "the prediction chart and the curves chart"
 
@@ -148,7 +140,7 @@ def test_visualize_panel_shows_the_axiom_for_integrated_gradients(vis):
     vis.session_state["visualize.family"] = "Gradient"
     vis.session_state["visualize.method.gradient"] = "integrated_gradients"
     vis.session_state["visualize.trust.on"] = True
-    _ok(vis.run())
+    ok(vis.run())
     text = " ".join(m.value for m in vis.markdown)
     assert "Completeness (Σ attribution = f(x) − f(reference)) holds within 5%" in text
     assert any("tolerance 5%" in c.value for c in vis.caption)
@@ -158,10 +150,10 @@ def test_visualize_panel_explains_neuron_targets_are_not_scored(vis):
     vis.session_state["visualize.family"] = "Gradient"
     vis.session_state["visualize.method.gradient"] = "gradient"
     vis.session_state["visualize.target"] = "neuron"
-    _ok(vis.run())
+    ok(vis.run())
     assert any("score class explanations" in i.value for i in vis.info)
     vis.session_state["visualize.target"] = "predicted"
-    _ok(vis.run())
+    ok(vis.run())
 
 
 def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
@@ -174,7 +166,7 @@ def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XAI_LENS_CACHE", str(tmp_path))
     st.cache_resource.clear()
-    at = _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
     ds_methods = at.multiselect(key="trust.ds.methods").options  # labels, as shown
     assert "PatternNet" not in ds_methods and "Gradient (saliency)" in ds_methods
     assert any("appear here once their patterns are fitted" in c.value for c in at.caption)
@@ -185,6 +177,6 @@ def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
     bundle = get_model("demo:digits_cnn")
     name, images = training_images(bundle)
     fit_and_cache(bundle, "demo:digits_cnn", image_batches(images[:64]), 64)
-    _ok(at.run())
+    ok(at.run())
     assert "PatternNet" in at.multiselect(key="trust.ds.methods").options
     assert "PatternNet" not in at.selectbox(key="trust.san.method").options

@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 import pytest
+from apptest_helpers import count_elements, ok
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -19,24 +20,14 @@ TIMEOUT = 300
 PAGE = "pages/visualize.py"
 
 
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
 
 def _images(at: AppTest) -> int:
-    """Number of st.image elements on the page (AppTest has no accessor for them)."""
-
-    def count(node) -> int:
-        return (getattr(node, "type", None) == "image") + sum(count(c) for c in getattr(node, "children", {}).values())
-
-    return count(at._tree)
+    return count_elements(at, "image")
 
 
 @pytest.fixture(scope="module")
 def vis() -> AppTest:
-    return _ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_default_run_shows_image_heatmap_overlay(vis):
@@ -53,7 +44,7 @@ def test_default_run_shows_image_heatmap_overlay(vis):
 def test_one_method_of_each_family(vis, family, method):
     vis.session_state["visualize.family"] = family
     vis.session_state[f"visualize.method.{family.lower().replace(' ', '-')}"] = method
-    _ok(vis.run())
+    ok(vis.run())
     label = {"integrated_gradients": "Integrated Gradients", "lrp.sequential_preset_a": "LRP preset A",
              "deep_taylor": "Deep Taylor", "gradcam": "Grad-CAM", "occlusion": "Occlusion", "input": "Input"}[method]
     assert any(f"Why? {label} for" in s.value for s in vis.subheader), [s.value for s in vis.subheader]
@@ -64,19 +55,19 @@ def test_target_modes(vis):
     vis.session_state["visualize.method.gradient"] = "gradient"
     vis.session_state["visualize.target"] = "class"
     vis.session_state["visualize.class"] = 3
-    _ok(vis.run())
+    ok(vis.run())
     assert any("the chosen class" in s.value for s in vis.subheader)
     vis.session_state["visualize.target"] = "neuron"
-    _ok(vis.run())
+    ok(vis.run())
     assert any("neuron 0 of layer" in s.value for s in vis.subheader)
     before = _images(vis)
     vis.session_state["visualize.target"] = "top_neurons"
     vis.session_state["visualize.k"] = 4
-    _ok(vis.run())
+    ok(vis.run())
     assert any("4 most activated neurons" in s.value for s in vis.subheader)
     assert _images(vis) >= before + 6, "four neurons → four heatmaps and four overlays"
     vis.session_state["visualize.target"] = "predicted"
-    _ok(vis.run())
+    ok(vis.run())
 
 
 def test_chart_click_callback_sets_the_class():
@@ -98,7 +89,7 @@ def test_several_models_and_several_images():
     at.session_state["visualize.gallery"] = ["digits/test/0078"]
     at.session_state["shared.images"] = [make_record(np.full((40, 40, 3), 200, np.uint8), "gray square"),
                                          make_record(np.eye(32, dtype=np.uint8) * 255, "diagonal")]
-    _ok(at.run())
+    ok(at.run())
     assert any("Use the 2 images sent" in t.label for t in at.toggle)
     # 3 images × 2 models × (heatmap + overlay) + 3 originals, at least
     assert _images(at) >= 3 * 2 * 2 + 3
@@ -160,7 +151,7 @@ def test_unavailable_imagenet_weights_are_a_clear_error_and_the_demo_still_works
 
 def test_router_opens_visualize():
     at = AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run()
-    _ok(at.switch_page("pages/visualize.py").run())
+    ok(at.switch_page("pages/visualize.py").run())
     assert at.title[0].value == "Visualize"
     assert any("Why?" in s.value for s in at.subheader)
 
@@ -194,7 +185,7 @@ def test_display_settings_never_recompute_maps(monkeypatch):
     monkeypatch.setattr(common, "explain", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["shared.images"] = [make_record(np.arange(48 * 48 * 3).reshape(48, 48, 3) % 251, "unique")]
-    _ok(at.run())
+    ok(at.run())
     first = len(calls)
     assert first >= 1, "the new image was explained once"
     at.session_state["visualize.alpha"] = 0.3
@@ -202,7 +193,7 @@ def test_display_settings_never_recompute_maps(monkeypatch):
     at.session_state["visualize.norm"] = "percentile"
     at.session_state["visualize.shared"] = True
     at.session_state["visualize.view"] = "overlay"
-    _ok(at.run())
+    ok(at.run())
     assert len(calls) == first, f"display changes recomputed maps: {calls}"
 
 
@@ -210,7 +201,7 @@ def test_reset_restores_defaults():
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "CAM"
     at.session_state["visualize.alpha"] = 0.2
-    _ok(at.run())
+    ok(at.run())
     at.button[0].click().run()  # "Reset page" is the first button
-    _ok(at.run())
+    ok(at.run())
     assert at.session_state["visualize.family"] == "LRP" and at.session_state["visualize.alpha"] == 0.6

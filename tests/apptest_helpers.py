@@ -1,0 +1,23 @@
+"""Shared helpers for the AppTest page tests: ``from apptest_helpers import ok, count_elements``."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def ok(at: AppTest) -> AppTest:
+    """``at`` after asserting that the run shows neither an exception nor an ``st.error``."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def count_elements(at: AppTest, kind: str, partial: bool = False) -> int:
+    """Number of elements of proto type ``kind`` (``image``, ``download_button`` …; with ``partial``, types that
+    contain it, e.g. ``vega`` for every chart) in the page tree. AppTest has no accessor for images or charts."""
+
+    def count(node) -> int:
+        t = getattr(node, "type", None) or ""
+        return (kind in t if partial else t == kind) + sum(count(c) for c in getattr(node, "children", {}).values())
+
+    return count(at._tree)

@@ -532,6 +532,26 @@ def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp
 TARGET_LABELS = {"predicted": "Predicted", "class": "Class", "neuron": "Neuron", "top_neurons": "Top neurons"}
 
 
+def method_section(page: str, allowed: dict[str, MethodSpec], models: Sequence[ModelBundle],
+                   ) -> tuple[MethodSpec, dict[str, Any], Target]:
+    """The "Method and target" block: family + method, the method's parameters (a layer list when one model is
+    chosen) and the target, side by side. Returns ``(spec, params, target)``."""
+    st.subheader("Method and target")
+    family_box = st.container()
+    c_method, c_params, c_target = st.columns([4, 3, 5], gap="large")
+    with c_method:
+        spec = method_picker(page, allowed, family_box=family_box)
+    with c_params:
+        st.markdown("**Parameters**")
+        spatial = [layer.name for layer in models[0].spatial_layers()] if len(models) == 1 else None
+        params = param_widgets(spec, f"{page}.param", spatial)
+        if not spec.params:
+            st.caption("This method has no parameters.")
+    with c_target:
+        target = target_picker(page, spec, models)
+    return spec, params, target
+
+
 def _default_layer(layers: Sequence[Any]) -> str:
     convs = [layer for layer in layers if "Conv" in layer.kind and layer.spatial]
     return (convs or layers)[-1].name

@@ -23,17 +23,15 @@ from pages.common import (
     init_state,
     keep_valid,
     loaded_models,
-    method_picker,
+    method_section,
     model_choices,
     model_input,
     model_picker,
     page_header,
-    param_widgets,
     patterns_ready,
     pick_cards,
     picked_images,
     run_safely,
-    target_picker,
 )
 from xai_core import agreement as ag
 from xai_core.charts import predictions_frame
@@ -96,15 +94,7 @@ if not items:
     st.info("Choose at least one image.", icon=":material/info:")
     st.stop()
 if mode == "models":
-    st.subheader("Method and target")
-    family_box = st.container()
-    c_method, c_params, c_target = st.columns([4, 3, 5], gap="large")
-    with c_method:
-        spec = method_picker(PAGE, allowed, family_box=family_box)
-    with c_params:
-        params = param_widgets(spec, f"{PAGE}.param", None)
-    with c_target:
-        target = target_picker(PAGE, spec, list(bundles.values()))
+    spec, params, target = method_section(PAGE, allowed, list(bundles.values()))
     columns = [(key, spec, params) for key in bundles]
 
 signed = {n: spec.signed for n, (_, spec, _) in zip(names, columns)}

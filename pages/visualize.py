@@ -17,18 +17,16 @@ from pages.common import (
     explanation_shown,
     get_model,
     image_picker,
-    method_picker,
+    method_section,
     model_choices,
     model_input,
     model_picker,
     model_summary,
     on_prediction_click,
     page_header,
-    param_widgets,
     patterns_ready,
     predictions,
     run_safely,
-    target_picker,
 )
 from pages.quality_panel import trust_panel
 from xai_core.charts import predictions_chart, predictions_frame
@@ -75,19 +73,7 @@ if not allowed:
     st.error("No explanation method can run on every chosen model; remove one of them.")
     st.stop()
 
-st.subheader("Method and target")
-family_box = st.container()
-c_method, c_params, c_target = st.columns([4, 3, 5], gap="large")
-with c_method:
-    spec = method_picker(PAGE, allowed, family_box=family_box)
-with c_params:
-    st.markdown("**Parameters**")
-    spatial = [layer.name for layer in models[0].spatial_layers()] if len(models) == 1 else None
-    params = param_widgets(spec, f"{PAGE}.param", spatial)
-    if not spec.params:
-        st.caption("This method has no parameters.")
-with c_target:
-    target = target_picker(PAGE, spec, models)
+spec, params, target = method_section(PAGE, allowed, models)
 disp = display_settings(PAGE, spec.signed)
 fit = st.session_state[f"{PAGE}.fit"]
 if spec.family == "Pattern" and not patterns_ready(  # patterns are learnt from data once per model: that step first

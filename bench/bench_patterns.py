@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_stats import median_time  # noqa: E402
 
 from xai_core.data.demo import load_demo_set  # noqa: E402
 from xai_core.methods.patterns import fit_patterns, image_batches  # noqa: E402
 from xai_core.models.demo import DEMO_MODELS, load_demo_model  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench(model_id: str, batch_size: int, repeats: int) -> list[str]:

@@ -90,3 +90,12 @@ def screenshot(page, name: str, full_page: bool = False) -> Path:
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def assert_opened_in_visualize(page, button) -> None:
+    """Click an "Explain" ``button`` and check that Visualize opened with the image sent from the other page."""
+    button.click()
+    wait_for_app(page)
+    assert "/visualize" in page.url
+    assert page.get_by_text("sent from another page", exact=False).count() >= 1
+    assert_no_exception(page)

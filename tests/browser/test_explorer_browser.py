@@ -7,7 +7,7 @@ pixel arithmetic.
 
 from __future__ import annotations
 
-from .browser_helpers import assert_no_exception, screenshot, wait_for_app
+from .browser_helpers import assert_no_exception, assert_opened_in_visualize, screenshot, wait_for_app
 
 
 def open_tab(page, name: str) -> None:
@@ -54,11 +54,7 @@ def test_click_confusion_cell_shows_its_images(page, app_url):
     page.get_by_text("True 3, predicted 3: 37 images", exact=True).wait_for()
     assert panel.locator('[data-testid="stImage"] img').count() == 24, "the first 24 of 37"
     assert panel.get_by_role("button", name="Explain").count() == 24
-    panel.get_by_role("button", name="Explain").first.click()  # opens Visualize with the image and the model
-    wait_for_app(page)
-    assert "/visualize" in page.url
-    assert page.get_by_text("sent from another page", exact=False).count() >= 1
-    assert_no_exception(page)
+    assert_opened_in_visualize(page, panel.get_by_role("button", name="Explain").first)  # with the image and model
 
 
 def test_tsne_point_click_and_every_tab(page, app_url):

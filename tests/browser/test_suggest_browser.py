@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .browser_helpers import assert_no_exception, screenshot, wait_for_app
+from .browser_helpers import assert_no_exception, assert_opened_in_visualize, screenshot, wait_for_app
 
 
 def click_tallest_bar(page, chart) -> None:
@@ -31,11 +31,7 @@ def test_click_histogram_bar_shows_thumbnails(page, app_url):
     page.get_by_text("in the selected bar", exact=False).first.scroll_into_view_if_needed()
     screenshot(page, "suggest-histogram-click")
 
-    page.get_by_role("button", name="Explain").first.click()  # opens Visualize with the image and model
-    wait_for_app(page)
-    assert "/visualize" in page.url
-    assert page.get_by_text("sent from another page", exact=False).count() >= 1
-    assert_no_exception(page)
+    assert_opened_in_visualize(page, page.get_by_role("button", name="Explain").first)  # with the image and model
 
 
 def test_consensus_scatter_click_shows_the_image(page, app_url):

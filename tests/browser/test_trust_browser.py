@@ -37,12 +37,22 @@ def test_leaderboard_bar_click_shows_that_methods_worst_images(page, app_url):
 def test_visualize_panel(page, app_url):
     page.goto(f"{app_url}/visualize")
     wait_for_app(page, timeout_s=240)
-    # on a cold server the first maps (analyzer builds) may still be drawing when the app first looks idle
-    page.get_by_text("Can I trust this map?").click(timeout=180_000)
-    page.get_by_text("Check these maps").click(timeout=60_000)
+    # On a cold server the first maps (analyzer builds) may still be drawing when the app first looks idle, and a
+    # click during that run can be lost: wait for the maps, then for each step's effect rather than for idleness.
+    page.get_by_text("Why? ", exact=False).first.wait_for(state="visible", timeout=240_000)
     wait_for_app(page, timeout_s=240)
+    page.get_by_text("Can I trust this map?").click()
+    toggle = page.locator('[data-testid="stCheckbox"]').filter(has_text="Check these maps").locator("input")
+    toggle.wait_for(state="attached", timeout=60_000)
+    for _ in range(3):
+        if toggle.is_checked():
+            break
+        page.get_by_text("Check these maps").click()
+        wait_for_app(page, timeout_s=240)
+    verdict = page.get_by_text("beats a random order on both curves", exact=False).first
+    verdict.wait_for(state="visible", timeout=240_000)
     assert_no_exception(page)
-    assert page.get_by_text("beats a random order on both curves", exact=False).first.is_visible()
+    assert verdict.is_visible()
     page.locator('[data-testid="stVegaLiteChart"]').last.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     screenshot(page, "visualize-trust-panel")

@@ -151,12 +151,13 @@ class ModelBundle:
         The model is validated as an image classifier, flattened if it nests other models, and split into
         logits and head. Raises :class:`ModelLoadError` with a readable message otherwise.
         """
-        from xai_core.models.graph import flatten_nested, split_head, validate_classifier
+        from xai_core.models.graph import flatten_nested, reserve_layer_names, split_head, validate_classifier
 
         graph = tf.Graph()
         session = tf.compat.v1.Session(graph=graph)
         with graph.as_default(), session.as_default():
             raw = factory()
+            reserve_layer_names(raw)
             validate_classifier(raw)
             flat = flatten_nested(raw)
             logits_model, head = split_head(flat)
@@ -337,6 +338,16 @@ class ModelBundle:
             return tf.keras.Model(self.model.inputs, t, name=f"{self.model.name}_to_{layer}")
 
         return self.cached(("neuron_model", layer), build)
+
+    def canonical_model(self, layer: str | None, sum_rule: bool = False) -> Any:
+        """:func:`~xai_core.models.canonize.canonize` of :meth:`neuron_model`: the same function without
+        BatchNormalization layers (folded into the preceding layer, or element-wise affine), for relevance
+        methods; ``sum_rule`` also makes ``Add`` layers kernel layers (Deep Taylor). Built once per layer; the
+        user's model is untouched."""
+        from xai_core.models.canonize import canonize
+
+        layer = None if self.is_output_layer(layer) else layer
+        return self.cached(("canonical", layer, sum_rule), lambda: canonize(self.neuron_model(layer), sum_rule))
 
     def run(self, fetches: Any, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
             feed: dict | None = None) -> Any:

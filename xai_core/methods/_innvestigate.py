@@ -14,8 +14,9 @@ import innvestigate  # noqa: E402
 import numpy as np
 import tensorflow as tf  # noqa: E402
 from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelException  # noqa: E402
+from innvestigate.analyzer.deeptaylor import DeepTaylor  # noqa: E402
 from innvestigate.analyzer.network_base import AnalyzerNetworkBase  # noqa: E402
-from innvestigate.analyzer.relevance_based.relevance_analyzer import BatchNormalizationReverseLayer  # noqa: E402
+from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchNormalizationReverseLayer  # noqa: E402
 from innvestigate.backend import graph as igraph  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
@@ -84,13 +85,27 @@ def initialize_new_variables(session: Any) -> None:
         session.run([v.initializer for v in variables if v.op.name in missing])
 
 
+def is_relevance_analyzer(name: str) -> bool:
+    """True for iNNvestigate's relevance analyzers (every LRP variant, Deep Taylor): they run on the canonical
+    model, whose BatchNormalization layers are folded away (see :mod:`xai_core.models.canonize`)."""
+    cls = innvestigate.analyzer.analyzers.get(name)
+    return cls is not None and issubclass(cls, (LRP, DeepTaylor))
+
+
 def make_analyzer(bundle: ModelBundle, name: str, layer: str | None, **kwargs: Any) -> Any:
-    """Construct (not build) an iNNvestigate analyzer for the neuron model of ``layer``. Cheap."""
+    """Construct (not build) an iNNvestigate analyzer for the neuron model of ``layer``.
+
+    Relevance analyzers get the canonical model (BatchNormalization folded, exact at inference): iNNvestigate's
+    own BN rules are numerically wrong on trained networks. Cheap after the first call per layer.
+    """
     with bundle.scope(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return innvestigate.create_analyzer(
-            name, bundle.neuron_model(layer), neuron_selection_mode="index", **kwargs
-        )
+        if is_relevance_analyzer(name):
+            model = bundle.canonical_model(layer, sum_rule=issubclass(innvestigate.analyzer.analyzers[name],
+                                                                      DeepTaylor)).model
+        else:
+            model = bundle.neuron_model(layer)
+        return innvestigate.create_analyzer(name, model, neuron_selection_mode="index", **kwargs)
 
 
 def support_probe(name: str, kwargs_fn: Callable[[ModelBundle], dict[str, Any]] | None = None):

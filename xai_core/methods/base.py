@@ -117,6 +117,8 @@ class MethodSpec:
     signed : whether the sign of the map is meaningful (diverging colour map) or maps are ≥ 0.
     targets : which target kinds the method accepts (``"class"``, ``"neuron"``).
     feature_layer : True if the method has a ``layer`` parameter choosing a spatial feature layer (CAM).
+    relevance : True for relevance redistribution (LRP, Deep Taylor): the map's total should be about the
+        explained score, and :func:`~xai_core.methods.explain.explain` warns when it is far from it.
     run, support : the implementation and the static support check.
     """
 
@@ -131,6 +133,7 @@ class MethodSpec:
     signed: bool = True
     targets: tuple[str, ...] = ("class", "neuron")
     feature_layer: bool = False
+    relevance: bool = False
     support: SupportFn | None = None
     innvestigate_name: str | None = None
     augment_param: str | None = None

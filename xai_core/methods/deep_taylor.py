@@ -35,7 +35,7 @@ register(MethodSpec(
     caveat="Defined for ReLU networks only; can come out empty when a linear head drops relevance.",
     reference=_REF, signed=False,
     run=lambda bundle, x, selection: analyze(bundle, "deep_taylor", "deep_taylor", x, selection),
-    support=support_probe("deep_taylor"), innvestigate_name="deep_taylor",
+    support=support_probe("deep_taylor"), innvestigate_name="deep_taylor", relevance=True,
 ))
 register(MethodSpec(
     id="deep_taylor.bounded", label="Deep Taylor (bounded input)", family="Deep Taylor",
@@ -46,5 +46,5 @@ register(MethodSpec(
             Param("high", "float", None, "Highest input value", "Empty = the model's white pixel value.")),
     run=_bounded,
     support=support_probe("deep_taylor.bounded", lambda bundle: _bounds(bundle, None, None)),
-    innvestigate_name="deep_taylor.bounded",
+    innvestigate_name="deep_taylor.bounded", relevance=True,
 ))

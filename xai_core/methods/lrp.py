@@ -63,6 +63,7 @@ def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, 
     return MethodSpec(
         id=mid, label=label, family="LRP", summary=summary, caveat=caveat, reference=_REF, params=params,
         run=_runner(mid, name, to_kwargs), support=support_probe(name, probe_kwargs), innvestigate_name=name,
+        relevance=True,
     )
 
 
@@ -85,12 +86,15 @@ _SPECS = [
     _spec("lrp.flat", "LRP-flat", "Spreads relevance uniformly over each neuron's receptive field.",
           "Ignores weights and inputs; shows where the network can look, not what it saw."),
     _spec("lrp.alpha_beta", "LRP-αβ", "Separates positive (α) and negative (β) evidence; β = α − 1.",
-          "Large α, β create strong negative relevance and checkerboard artefacts.",
+          "Large α, β create strong negative relevance and checkerboard artefacts. Biases count as evidence, so "
+          "relevance is not conserved: on BatchNorm networks (BN folds into biases) totals can grow far past the "
+          "score.",
           params=(Param("alpha", "float", 2.0, "Alpha", "Weight of positive contributions; beta = alpha − 1.",
                         min=1.0, max=10.0, step=0.5),),
           to_kwargs=lambda bundle, alpha: {"alpha": alpha, "beta": alpha - 1.0}),
     _spec("lrp.alpha_2_beta_1", "LRP-α2β1", "Positive evidence weighted 2, negative evidence 1.",
-          "Can show negative relevance that is an artefact of the rule."),
+          "Can show negative relevance that is an artefact of the rule. Biases count as evidence, so relevance is "
+          "not conserved; on BatchNorm networks (BN folds into biases) prefer the ignore-bias variant."),
     _spec("lrp.alpha_2_beta_1_IB", "LRP-α2β1 (ignore bias)", "α2β1 with biases ignored.",
           "Not conservative when biases carry relevance."),
     _spec("lrp.alpha_1_beta_0", "LRP-α1β0", "Positive evidence only: where the model found support.",
@@ -106,7 +110,8 @@ _SPECS = [
           "Composites are tuned for VGG-like nets; other architectures may need other rules.",
           params=(PRESET_EPSILON,)),
     _spec("lrp.sequential_preset_b", "LRP preset B", "ε for dense layers, α2β1 for convolutions.",
-          "α2β1 can add negative artefacts in convolutions.", params=(PRESET_EPSILON,)),
+          "α2β1 can add negative artefacts in convolutions, and counts biases as evidence: not conservative on "
+          "BatchNorm networks.", params=(PRESET_EPSILON,)),
     _spec("lrp.sequential_preset_a_flat", "LRP preset A + flat input", "Preset A with the flat rule at the input.",
           "The input layer's relevance ignores pixel values.", params=(PRESET_EPSILON,)),
     _spec("lrp.sequential_preset_b_flat", "LRP preset B + flat input", "Preset B with the flat rule at the input.",

@@ -5,6 +5,8 @@ All functions here must run inside the target bundle's graph/session (``ModelBun
 
 from __future__ import annotations
 
+import collections
+import re
 from typing import Any
 
 import tensorflow as tf  # noqa: E402
@@ -63,6 +65,34 @@ def validate_classifier(model: Any) -> None:
         )
 
 
+_NUMBERED = re.compile(r"^(.*)_(\d+)$")
+
+
+def reserve_layer_names(model: Any) -> None:
+    """Make Keras' automatic layer names in the current graph skip every name ``model`` already uses.
+
+    Keras numbers unnamed layers per graph (``input_1``, ``conv2d_3``) and never looks at the names of layers
+    loaded from a file. A model saved in another process keeps its names (``tf.keras.applications`` nets start
+    with ``input_1``) while the bundle's fresh graph counts from zero, so the next unnamed layer built there gets
+    a name the model already has: iNNvestigate's Integrated Gradients makes an unnamed ``Input`` for its
+    reference and failed on every uploaded ``keras.applications`` network with "The name "input_1" is used
+    2 times in the model". Both counters (``backend.get_uid`` for inputs, ``unique_object_name`` for other
+    layers) are moved past every ``<prefix>`` / ``<prefix>_<n>`` in the model, nested models included.
+    """
+    from keras.src import backend
+
+    uids = backend.PER_GRAPH_OBJECT_NAME_UIDS.setdefault(backend.get_graph(), collections.defaultdict(int))
+    object_uids = backend.get_default_graph_uid_map()
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) if _is_nested(layer) else [])
+        match = _NUMBERED.match(layer.name)
+        prefix, number = (match.group(1), int(match.group(2))) if match else (layer.name, 0)
+        uids[prefix] = max(uids[prefix], number)
+        object_uids[("", prefix)] = max(object_uids[("", prefix)], number + 1)
+
+
 def _is_nested(layer: Any) -> bool:
     return isinstance(layer, tf.keras.Model)
 
@@ -107,7 +137,7 @@ def _make_names_unique(called: list[tuple[Any, Any]], taken: set[str]) -> None:
         taken.add(layer.name)
 
 
-def _nodes_in_order(model: Any) -> list[Any]:
+def nodes_in_order(model: Any) -> list[Any]:
     if not getattr(model, "_is_graph_network", False) or not hasattr(model, "_nodes_by_depth"):
         raise ModelLoadError(
             f"The model contains a nested model '{model.name}' that is not a Functional or Sequential model "
@@ -121,7 +151,7 @@ def _nodes_in_order(model: Any) -> list[Any]:
 def _replay(model: Any, inputs: list[Any], called: list[tuple[Any, Any]]) -> list[Any]:
     """Call the layers of functional ``model`` on ``inputs``, recursing into nested models."""
     tensor_map: dict[str, Any] = {str(id(x)): y for x, y in zip(model.inputs, inputs)}
-    for node in _nodes_in_order(model):
+    for node in nodes_in_order(model):
         if node.is_input:
             continue
         if any(t_id not in tensor_map for t_id in node.flat_input_ids):

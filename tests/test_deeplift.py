@@ -1,4 +1,4 @@
-"""DeepLIFT (Rescale): summation-to-delta where it is exact, how far off it is with max pooling, references."""
+"""DeepLIFT (Rescale): summation-to-delta per image (with max pooling and BatchNorm too), references, support."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
 from xai_core.methods import Target, explain, flat_neuron_index, methods_for, unsupported_reason
-from xai_core.methods.deeplift import has_max_pooling, reference_images, set_mean_image
+from xai_core.methods.deeplift import reference_images, set_mean_image
 
 
 def _net(activation: str = "relu", seed: int = 0):
@@ -55,7 +55,6 @@ def _delta(bundle, x, ref, layer, indices):
 def test_summation_to_delta_without_max_pooling(images, activation, reference):
     """Σ attributions = f(x) − f(reference) within 1 % for every image (Shrikumar et al. 2017, eq. 1)."""
     bundle = make_bundle(_net(activation), f"dl-{activation}")
-    assert not has_max_pooling(bundle)
     x = bundle.preprocess(images)
     cls = bundle.logits(x).argmax(1)
     e = explain(bundle, "deeplift", images, Target.predicted(), {"reference": reference})
@@ -106,7 +105,7 @@ def test_input_equal_to_reference_gives_an_empty_finite_map():
     assert e.warnings
 
 
-# --------------------------------------------------------------------------- max pooling: approximate
+# --------------------------------------------------------------------------- max pooling: exact
 @pytest.fixture(scope="module")
 def digits():
     from xai_core.data.demo import load_demo_set
@@ -115,21 +114,80 @@ def digits():
     return load_demo_model("digits_cnn"), load_demo_set("digits", "test").images[:64].astype(np.float32)
 
 
-def test_max_pooling_makes_it_approximate_on_digits_cnn(digits):
-    """digits_cnn has two max-pooling layers (passed with their gradient). Measured on 64 test images: relative
-    error of Σ attributions against f(x) − f(ref), median 0.2 % (zeros), 3.5 % (blur), 6 % (data set mean)."""
-    bundle, imgs = digits
-    assert has_max_pooling(bundle)
+def _errors(bundle, imgs, reference, layer=None, indices=None):
     x = bundle.preprocess(imgs)
+    indices = bundle.logits(x).argmax(1) if indices is None else indices
+    target = Target.predicted() if layer is None else Target.neuron(layer, int(indices[0]))
+    e = explain(bundle, "deeplift", imgs, target, {"reference": reference})
+    delta = _delta(bundle, x, reference_images(bundle, x, reference), layer, indices)
+    return np.abs(e.raw.sum(axis=(1, 2, 3, 4)) - delta) / np.maximum(np.abs(delta), 1e-6)
+
+
+@pytest.mark.parametrize("reference", ["zeros", "blur", "dataset mean"])
+def test_summation_to_delta_through_max_pooling_on_digits_cnn(digits, reference):
+    """digits_cnn has two max-pooling layers. With the gradient passed through them (the first version here) the
+    error on these 64 test images was a median 0.2 % (zeros), 3.5 % (blur), 6 % (mean); with the split rule every
+    image is exact to float error."""
+    bundle, imgs = digits
+    assert _errors(bundle, imgs, reference).max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def demo_resnets():
+    from xai_core.data.demo import load_demo_set
+    from xai_core.models.demo import load_demo_model
+
+    return [(load_demo_model(mid), load_demo_set(ds, "test").images[:16].astype(np.float32))
+            for mid, ds in (("digits_resnet", "digits"), ("shapes_resnet", "shapes"))]
+
+
+@pytest.mark.parametrize("reference", ["zeros", "blur"])
+def test_summation_to_delta_per_image_on_the_trained_bn_demo_resnets(demo_resnets, reference):
+    """BatchNorm + Add + max pooling, trained: the drift reported on these models (median 0.9 % / 2.2 %, up to 12 %
+    and 16 % for single images, zero reference) came from max pooling, not BatchNorm (a BN + Add net with average
+    pooling was already exact). Every image now within 0.1 %."""
+    for bundle, imgs in demo_resnets:
+        assert _errors(bundle, imgs, reference).max() < 1e-3, bundle.name
+
+
+def _pooled(kind: str):
+    def build():
+        tf.keras.utils.set_random_seed(4)
+        inp = tf.keras.Input((16, 16, 3))
+        x = tf.keras.layers.Conv2D(6, 3, activation="relu", name="c1")(inp)
+        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)  # overlapping windows
+        x = tf.keras.layers.Conv2D(8, 3, activation="relu", name="c2")(x)
+        x = tf.keras.layers.GlobalMaxPooling2D()(x) if kind == "global" else tf.keras.layers.Flatten()(x)
+        return tf.keras.Model(inp, tf.keras.layers.Dense(5)(x))
+
+    return build
+
+
+@pytest.mark.parametrize("kind", ["overlapping", "global"])
+def test_summation_to_delta_with_overlapping_and_global_max_pooling(images, kind):
+    bundle = make_bundle(_pooled(kind), f"dl-{kind}")
+    assert _errors(bundle, images, "blur").max() < 1e-3
+
+
+def test_gradient_through_max_pooling_is_what_drifted(digits):
+    """The contrast: the same network with max pooling passed by its gradient (no override) is off by percents."""
+    from xai_core.methods import deeplift as dl
+
+    bundle, imgs = digits
+    x = bundle.preprocess(imgs[:16])
     cls = bundle.logits(x).argmax(1)
-    errors = {}
-    for reference in ("zeros", "blur", "dataset mean"):
-        e = explain(bundle, "deeplift", imgs, Target.predicted(), {"reference": reference})
-        delta = _delta(bundle, x, reference_images(bundle, x, reference), None, cls)
-        errors[reference] = np.abs(e.raw.sum(axis=(1, 2, 3, 4)) - delta) / np.abs(delta)
-    assert np.median(errors["zeros"]) < 0.01, errors["zeros"]
-    assert np.median(errors["blur"]) < 0.1 and np.median(errors["dataset mean"]) < 0.15
-    assert np.median(errors["blur"]) > 0.005, "if this became exact, update the caveat"
+    ref = reference_images(bundle, x, "blur")
+    with bundle.scope():
+        pairs = tf.compat.v1.placeholder(tf.float32, (None, *bundle.input_shape))
+        with bundle.graph.gradient_override_map({op: dl._RESCALE for op in dl._OPS}):
+            out = bundle.model(pairs)
+        idx = tf.compat.v1.placeholder(tf.int32, (None,))
+        n = tf.shape(idx)[0]
+        grad = tf.gradients(tf.reduce_sum(tf.gather(out[:n], idx, axis=1, batch_dims=1)), pairs)[0]
+        attributions = (pairs[:n] - pairs[n:]) * grad[:n]
+        old = bundle.session.run(attributions, {pairs: np.concatenate([x, ref]), idx: cls.astype(np.int32)})
+    delta = _delta(bundle, x, ref, None, cls)
+    assert np.median(np.abs(old.sum(axis=(1, 2, 3)) - delta) / np.abs(delta)) > 0.005
 
 
 # --------------------------------------------------------------------------- references and support

@@ -47,10 +47,8 @@ COMPLETENESS = Axiom(
     "(Sundararajan et al. suggest checking it is within 5 %).")
 DEEPLIFT_COMPLETENESS = Axiom(
     "completeness", "Σ attribution = f(x) − f(reference)", 0.01,
-    "Exact up to float error on networks of linear layers and elementwise activations.")
-DEEPLIFT_COMPLETENESS_MAXPOOL = Axiom(
-    "completeness", "Σ attribution = f(x) − f(reference)", 0.10,
-    "This model has max pooling, which DeepLIFT passes by its gradient: the sum is only approximate (10 %).")
+    "Exact up to float error on the networks DeepLIFT is offered for (linear layers, max pooling, elementwise "
+    "activations).")
 CONSERVATION = Axiom(
     "conservation", "Σ relevance = f(x)", 0.05,
     "Biases and ε absorb relevance: on a model with biases the sum falls short of the logit by what they carry; "
@@ -64,10 +62,7 @@ def axiom_for(method_id: str, params: dict[str, Any] | None = None, bundle: Mode
     if method_id == "integrated_gradients":
         return COMPLETENESS
     if method_id == "deeplift" and "deeplift" in REGISTRY:
-        from xai_core.methods.deeplift import has_max_pooling
-
-        return DEEPLIFT_COMPLETENESS_MAXPOOL if bundle is not None and has_max_pooling(bundle) else \
-            DEEPLIFT_COMPLETENESS
+        return DEEPLIFT_COMPLETENESS
     if method_id in ("lrp.z", "lrp.epsilon"):
         return CONSERVATION
     if method_id == "lrp" and params.get("rule", get_method("lrp").param("rule").default) in ("Z", "Epsilon"):

@@ -86,7 +86,9 @@ def test_dense_patterns_match_the_closed_form(one_dense, estimator):
     w, b = _weights(one_dense, "dense")
     x = imgs.reshape(len(imgs), -1) / 255.0
     expected = _expected(x, w, b, two_component=estimator == "relu")
-    np.testing.assert_allclose(patterns.layers["dense"], expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    # Per-batch sums come from float32 TF kernels whose reduction order varies between runs: 1e-5 of the largest
+    # entry was exceeded once in ~10 runs (7e-6 on one of 80 entries); a wrong estimator is off by > 10 %.
+    np.testing.assert_allclose(patterns.layers["dense"], expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
     norm = np.einsum("dc,dc->c", w, patterns.layers["dense"])  # wᵀa = 1 (the paper's normalisation)
     np.testing.assert_allclose(norm, [0.0 if estimator == "relu" else 1.0, 1, 1, 1, 1], rtol=1e-4)
     assert done[-1] == (300, 300) and [d for d, _ in done] == sorted(d for d, _ in done)

@@ -86,6 +86,20 @@ def test_canonical_model_is_the_same_function_without_batchnorm(bn_bundle, pixel
     assert "folded" in c.summary() and "affine" in c.summary()
 
 
+def test_sums_as_kernel_layers_are_exact_and_take_their_relu(bn_bundle, pixels):
+    """``sum_rule``: every Add becomes a unit-weight DepthwiseConv2D over its stacked inputs (here fusing the ReLU
+    after it), so a rule can split a sum by contributions; the function is unchanged."""
+    x = bn_bundle.preprocess(pixels)
+    c = bn_bundle.canonical_model(None, sum_rule=True)
+    assert c.sums == ["add"] and "add_sum" in c.added_kernel_layers()
+    assert not any(isinstance(layer, L.Add) for layer in c.model.layers)
+    with bn_bundle.scope():
+        out = c.model.predict(x, verbose=0)
+    logits = bn_bundle.logits(x)
+    np.testing.assert_allclose(out, logits, rtol=1e-4, atol=1e-4 * np.abs(logits).max())
+    assert bn_bundle.canonical_model(None) is not c  # LRP-0/ε keep iNNvestigate's z-rule at sums
+
+
 def test_user_model_is_untouched_and_canonization_is_cached(bn_bundle, pixels):
     layers = [layer.name for layer in bn_bundle.model.layers]
     with bn_bundle.scope():
@@ -179,9 +193,9 @@ def test_every_relevance_rule_is_sane_on_a_trained_bn_net(demo_resnets, method_i
     e = explain(bundle, method_id, imgs)
     assert np.all(np.isfinite(e.maps)) and not e.empty.any(), e.warnings
     ratio = np.abs(e.maps.sum(axis=(1, 2, 3))) / np.abs(logit)
-    flagged = any("not conservative" in w for w in e.warnings)
+    flagged = any("does not conserve relevance" in w for w in e.warnings)
     if method_id in BIASED_ALPHA_BETA:
-        assert flagged == (ratio.max() > 10), (ratio.max(), e.warnings)
+        assert flagged if ratio.max() > 1000 else (ratio.max() > 100 or not flagged), (ratio.max(), e.warnings)
     else:
         assert ratio.max() <= 3.0, ratio
         assert not flagged

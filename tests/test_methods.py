@@ -375,6 +375,40 @@ def test_lrp_warning_checks_no_longer_abort(images):
     assert np.all(np.isfinite(e.maps)) and np.any(e.maps != 0)
 
 
+def test_deconvnet_on_relu_layers(images):
+    """iNNvestigate bug: Deconvnet rebuilt each keras.layers.ReLU with an ``activation`` argument it does not take
+    ("Keyword argument not understood"), so it failed on MobileNet-style nets. It now runs, and on a net whose ReLU
+    is a separate layer it equals the same net with the ReLU inside the convolution (one function, two spellings)."""
+    from xai_core.methods import _innvestigate
+
+    def net(separate: bool):
+        def build():
+            tf.keras.utils.set_random_seed(11)
+            inp = tf.keras.Input((16, 16, 3))
+            x = tf.keras.layers.Conv2D(4, 3, activation=None if separate else "relu", name="conv")(inp)
+            x = tf.keras.layers.ReLU()(x) if separate else x
+            x = tf.keras.layers.GlobalAveragePooling2D()(x)
+            return tf.keras.Model(inp, tf.keras.layers.Dense(5, name="out")(x))
+
+        return build
+
+    separate, inside = make_bundle(net(True), "deconv-relu-layer"), make_bundle(net(False), "deconv-relu-inside")
+    with separate.scope():
+        original = _innvestigate.DeconvnetReverseReLULayer.__init__
+        _innvestigate.DeconvnetReverseReLULayer.__init__ = _innvestigate._ORIGINAL_DECONVNET_RELU_INIT
+        try:
+            import innvestigate
+
+            with pytest.raises(TypeError, match="activation"):
+                innvestigate.create_analyzer("deconvnet", separate.model).create_analyzer_model()
+        finally:
+            _innvestigate.DeconvnetReverseReLULayer.__init__ = original
+    a = explain(separate, "deconvnet", images[:3], Target.of_class(1)).maps
+    b = explain(inside, "deconvnet", images[:3], Target.of_class(1)).maps
+    assert np.abs(a).max() > 0
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max())
+
+
 # --------------------------------------------------------------------------- caching and threads
 @pytest.mark.parametrize("method_id", ["gradient", "lrp.epsilon", "deep_taylor", "guided_backprop", "input"])
 def test_direct_session_run_equals_innvestigate_analyze(tiny, images, method_id):

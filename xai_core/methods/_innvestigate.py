@@ -15,8 +15,13 @@ import numpy as np
 import tensorflow as tf  # noqa: E402
 from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelException  # noqa: E402
 from innvestigate.analyzer.deeptaylor import DeepTaylor  # noqa: E402
+from innvestigate.analyzer.gradient_based import DeconvnetReverseReLULayer  # noqa: E402
 from innvestigate.analyzer.network_base import AnalyzerNetworkBase  # noqa: E402
-from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchNormalizationReverseLayer  # noqa: E402
+from innvestigate.analyzer.relevance_based.relevance_analyzer import (  # noqa: E402
+    LRP,
+    AddReverseLayer,
+    BatchNormalizationReverseLayer,
+)
 from innvestigate.backend import graph as igraph  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
@@ -70,6 +75,70 @@ def _bn_reverse_init_fixed(self: BatchNormalizationReverseLayer, layer: Any, sta
 
 BatchNormalizationReverseLayer.__init__ = _bn_reverse_init_fixed
 
+_ORIGINAL_DECONVNET_RELU_INIT = DeconvnetReverseReLULayer.__init__
+
+
+def _deconvnet_relu_init_fixed(self: DeconvnetReverseReLULayer, layer: Any, state: Any) -> None:
+    """iNNvestigate 2.1.2 bug: Deconvnet copies every ReLU-carrying layer "without activation" by setting
+    ``config["activation"] = None`` and rebuilding it. A ``keras.layers.ReLU`` layer has no such argument, so
+    Deconvnet failed on every network built with ReLU layers (MobileNet, MobileNetV2: "Keyword argument not
+    understood: 'activation'"). A ReLU layer without its ReLU is the identity. Test: tests/test_methods.py.
+    """
+    if isinstance(layer, tf.keras.layers.ReLU):
+        self._activation = tf.keras.layers.Activation("relu")
+        self._layer_wo_relu = tf.keras.layers.Activation("linear")
+        return
+    _ORIGINAL_DECONVNET_RELU_INIT(self, layer, state)
+
+
+DeconvnetReverseReLULayer.__init__ = _deconvnet_relu_init_fixed
+
+
+def _relu_layer_relevance(Xs: list[Any], _Ys: list[Any], Rs: list[Any], reverse_state: dict) -> list[Any]:
+    """LRP through a ``keras.layers.ReLU`` layer: relevance passes, except at units held at the layer's cap."""
+    layer = reverse_state["layer"]
+    if layer.max_value is None:
+        return list(Rs)
+    cap = float(layer.max_value)
+    return [r * tf.cast(x < cap, r.dtype) for x, r in zip(Xs, Rs)]
+
+
+_ORIGINAL_LRP_CREATE_ANALYSIS = LRP._create_analysis
+
+
+def _lrp_create_analysis_fixed(self: LRP, *args: Any, **kwargs: Any) -> Any:
+    """iNNvestigate 2.1.2 inconsistency: LRP passes relevance straight through an ``Activation("relu")`` layer
+    (and a ReLU inside a convolution is ignored by every rule), but sends a ``keras.layers.ReLU`` layer through
+    its gradient, which zeroes the relevance of every inactive unit. For the z and ε rules that changes nothing
+    (an inactive unit has no relevance), but rules that do not look at activations (w², flat) lose relevance at
+    each such layer: on an uploaded MobileNetV2 (17 blocks of ReLU6 layers) LRP-w² and LRP-flat kept 0.0 % of the
+    score. A ReLU layer now passes relevance like an Activation layer; a capped ReLU (ReLU6) still drops it at the
+    units held at the cap (they carry no gradient, so LRP-0 stays equal to gradient × input). Test:
+    tests/test_canonize.py.
+    """
+    self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.ReLU),
+                                          _relu_layer_relevance, priority=10, name="xai_lens_relu_layer")
+    return _ORIGINAL_LRP_CREATE_ANALYSIS(self, *args, **kwargs)
+
+
+LRP._create_analysis = _lrp_create_analysis_fixed
+
+_ORIGINAL_DEEP_TAYLOR_CREATE_ANALYSIS = DeepTaylor._create_analysis
+
+
+def _deep_taylor_create_analysis_fixed(self: DeepTaylor, *args: Any, **kwargs: Any) -> Any:
+    """iNNvestigate 2.1.2 bug: Deep Taylor maps an ``Add`` layer with the plain gradient ("ignore scaling with
+    0.5"), which hands *each* input the whole relevance of the sum: relevance doubles at every residual block
+    (235× the logit on an uploaded MobileNetV2, 4.6× on shapes_resnet). Here sums get the z-rule that LRP uses
+    for them (R_i = x_i / Σx · R, conservative). Test: tests/test_canonize.py.
+    """
+    self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.Add), AddReverseLayer,
+                                          priority=10, name="xai_lens_add_z_rule")
+    return _ORIGINAL_DEEP_TAYLOR_CREATE_ANALYSIS(self, *args, **kwargs)
+
+
+DeepTaylor._create_analysis = _deep_taylor_create_analysis_fixed
+
 
 def initialize_new_variables(session: Any) -> None:
     """Initialise variables an analyzer created (LRP's BatchNormalization rules create some).
@@ -92,28 +161,30 @@ def is_relevance_analyzer(name: str) -> bool:
     return cls is not None and issubclass(cls, (LRP, DeepTaylor))
 
 
-def make_analyzer(bundle: ModelBundle, name: str, layer: str | None, **kwargs: Any) -> Any:
+def make_analyzer(bundle: ModelBundle, name: str, layer: str | None, *, sum_rule: bool = False, **kwargs: Any) -> Any:
     """Construct (not build) an iNNvestigate analyzer for the neuron model of ``layer``.
 
     Relevance analyzers get the canonical model (BatchNormalization folded, exact at inference): iNNvestigate's
-    own BN rules are numerically wrong on trained networks. Cheap after the first call per layer.
+    own BN rules are numerically wrong on trained networks. ``sum_rule`` also makes its ``Add`` layers kernel
+    layers, so the analyzer's own rule applies to sums (see :func:`xai_core.models.canonize.canonize`). Cheap
+    after the first call per layer.
     """
     with bundle.scope(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if is_relevance_analyzer(name):
-            model = bundle.canonical_model(layer, sum_rule=issubclass(innvestigate.analyzer.analyzers[name],
-                                                                      DeepTaylor)).model
+            model = bundle.canonical_model(layer, sum_rule=sum_rule).model
         else:
             model = bundle.neuron_model(layer)
         return innvestigate.create_analyzer(name, model, neuron_selection_mode="index", **kwargs)
 
 
-def support_probe(name: str, kwargs_fn: Callable[[ModelBundle], dict[str, Any]] | None = None):
+def support_probe(name: str, kwargs_fn: Callable[[ModelBundle], dict[str, Any]] | None = None, *,
+                  sum_rule: bool = False) -> Callable[[ModelBundle], str | None]:
     """A ``support(bundle)`` function: constructing the analyzer runs iNNvestigate's model checks."""
 
     def support(bundle: ModelBundle) -> str | None:
         try:
-            make_analyzer(bundle, name, None, **(kwargs_fn(bundle) if kwargs_fn else {}))
+            make_analyzer(bundle, name, None, sum_rule=sum_rule, **(kwargs_fn(bundle) if kwargs_fn else {}))
         except NotAnalyzeableModelException as exc:
             return str(exc)
         return None
@@ -121,13 +192,14 @@ def support_probe(name: str, kwargs_fn: Callable[[ModelBundle], dict[str, Any]] 
     return support
 
 
-def built_analyzer(bundle: ModelBundle, method_id: str, name: str, layer: str | None, **kwargs: Any) -> Any:
+def built_analyzer(bundle: ModelBundle, method_id: str, name: str, layer: str | None, *, sum_rule: bool = False,
+                   **kwargs: Any) -> Any:
     """The cached, built analyzer; a build failure marks the method unsupported for this bundle."""
-    key = ("analyzer", name, layer, tuple(sorted((k, _hashable(v)) for k, v in kwargs.items())))
+    key = ("analyzer", name, layer, sum_rule, tuple(sorted((k, _hashable(v)) for k, v in kwargs.items())))
 
     def build() -> Any:
         try:
-            analyzer = make_analyzer(bundle, name, layer, **kwargs)
+            analyzer = make_analyzer(bundle, name, layer, sum_rule=sum_rule, **kwargs)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 analyzer.create_analyzer_model()
@@ -167,10 +239,10 @@ def _direct_fetches(analyzer: Any) -> tuple[Any, Any, Any] | None:
     return model.inputs[0], model.inputs[1], model.outputs[0]
 
 
-def analyze(bundle: ModelBundle, method_id: str, name: str, x: np.ndarray, selection: Selection,
-            **kwargs: Any) -> np.ndarray:
-    """Run analyzer ``name`` on model input ``x`` for one neuron per image."""
-    analyzer = built_analyzer(bundle, method_id, name, selection.layer, **kwargs)
+def analyze(bundle: ModelBundle, method_id: str, name: str, x: np.ndarray, selection: Selection, *,
+            sum_rule: bool = False, **kwargs: Any) -> np.ndarray:
+    """Run analyzer ``name`` on model input ``x`` for one neuron per image (``sum_rule``: see make_analyzer)."""
+    analyzer = built_analyzer(bundle, method_id, name, selection.layer, sum_rule=sum_rule, **kwargs)
     direct = bundle.cached(("direct", id(analyzer)), lambda: _direct_fetches(analyzer))
     if direct is not None:  # Session.run is thread-safe: no lock or default-graph scope needed to run
         x_in, idx_in, out_t = direct

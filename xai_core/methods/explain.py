@@ -146,30 +146,33 @@ def _label(bundle: ModelBundle, layer: str | None, index: int) -> str:
     return f"{layer} neuron {index} {pos}"
 
 
-#: A relevance map whose total exceeds this multiple of the explained score is flagged as not conservative.
-CONSERVATION_LIMIT = 10.0
+#: A relevance map whose total exceeds this multiple of the explained score's scale is flagged.
+CONSERVATION_LIMIT = 100.0
 
 
 def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, layer: str | None,
                            indices: np.ndarray, maps: np.ndarray) -> list[str]:
     """A warning when a relevance method's maps add up to far more than the scores they explain.
 
-    LRP rules that count biases as evidence (α2β1, preset B) are not conservative: each layer can pass on up to
-    (α + β)× its relevance, and a network whose BatchNormalization was folded into biases compounds that over
-    its depth (measured on shapes_resnet: totals up to 2·10⁵× the logit). Rules that ignore biases or split by
-    contributions stay within about 2×.
+    LRP rules that count biases as evidence (αβ with β > 0 and biases, preset B) are not conservative: each layer
+    can pass on up to (α + β)× its relevance, and a network whose BatchNormalization was folded into biases
+    compounds that over its depth (measured on shapes_resnet: totals up to 2·10⁵× the logit). The score's scale
+    is its own size, or for a class the image's median |logit| when that is larger (a random network's logits
+    are all near zero, and any total would look huge beside them).
     """
     scores = bundle.neuron_scores(x, layer, indices).astype(np.float64)
-    totals = maps.astype(np.float64).sum(axis=1)
-    ratio = np.abs(totals) / np.maximum(np.abs(scores), 1e-6)
+    scale = np.abs(scores)
+    if layer is None:
+        scale = np.maximum(scale, np.median(np.abs(bundle.logits(x)), axis=1))
+    ratio = np.abs(maps.astype(np.float64).sum(axis=1)) / np.maximum(scale, 1e-6)
     worst = float(ratio.max()) if len(ratio) else 0.0
     if worst <= CONSERVATION_LIMIT:
         return []
     n = int((ratio > CONSERVATION_LIMIT).sum())
     return [f"{n} of {len(ratio)} maps add up to more than {CONSERVATION_LIMIT:g}× the score they explain (up to "
-            f"{worst:,.0f}×): {spec.label} is not conservative on this model; its colours show where relevance "
-            "piled up, not shares of the score. Rules that ignore biases (e.g. LRP-α2β1 (ignore bias)) or LRP-ε "
-            "keep the total near the score."]
+            f"{worst:,.0f}×): {spec.label} does not conserve relevance on this model (biases, folded BatchNorm "
+            "shifts or the rule itself add it), so the colours show where relevance piled up, not shares of the "
+            "score. LRP-ε and LRP-α1β0 stay close to the score."]
 
 
 def explain(

@@ -222,10 +222,13 @@ def model_choices() -> dict[str, str]:
 
 
 def model_summary(bundle: ModelBundle) -> str:
-    """One compact Markdown line: name, input, parameters, layers, classes, preprocessing, source."""
+    """One compact Markdown line: name, input, parameters, layers, classes, preprocessing (and why), source."""
+    why = bundle.info.get("preprocessing_reason")
+    pre = f"preprocessing *{bundle.preprocessing.name}* ({bundle.preprocessing.description or 'custom'})"
     return (f"**{bundle.name}** · input {'×'.join(map(str, bundle.input_shape))} · {bundle.num_params:,} parameters · "
-            f"{len(bundle.layers)} layers · {bundle.num_classes} classes · preprocessing *{bundle.preprocessing.name}* "
-            f"({bundle.preprocessing.description or 'custom'}) · {bundle.source or 'unknown source'}")
+            f"{len(bundle.layers)} layers · {bundle.num_classes} classes · {pre} · {bundle.source or 'unknown source'}"
+            + (f"  \n{'⚠️ ' if not bundle.info.get('preprocessing_certain', True) else ''}Preprocessing {why}"
+               if why else ""))
 
 
 def model_summary_frame(bundles: Sequence[ModelBundle]) -> pd.DataFrame:
@@ -313,7 +316,7 @@ def model_picker(page: str, max_models: int = 4) -> list[str]:
     with st.expander("Use your own model", icon=":material/upload_file:"):
         file = st.file_uploader("Model file", type=[s.lstrip(".") for s in MODEL_SUFFIXES], key=f"{page}.model_file",
                                 help="model.save('model.keras') (recommended), an .h5 file, or a zipped SavedModel.")
-        labels = {AUTO: "auto (raw if the model rescales itself, else pixels / 255)",
+        labels = {AUTO: "auto (the model's own rescaling, or a recognised keras.applications network's)",
                   **{k: f"{k}: {p.description}" for k, p in PREPROCESSINGS.items()}}
         init_state(f"{page}.model_pre", AUTO)
         pre = st.selectbox("Preprocessing", list(labels), format_func=labels.get, key=f"{page}.model_pre")
@@ -328,7 +331,12 @@ def model_picker(page: str, max_models: int = 4) -> list[str]:
             bundle = run_safely(lambda: get_model(ukey), f"Loading '{file.name}'")
             if bundle is not None:
                 st.success(f"Loaded **{bundle.name}**: {bundle.num_classes} classes, input "
-                           f"{'×'.join(map(str, bundle.input_shape))}.", icon=":material/check_circle:")
+                           f"{'×'.join(map(str, bundle.input_shape))}. Preprocessing "
+                           f"{bundle.info.get('preprocessing_reason', bundle.preprocessing.name)}",
+                           icon=":material/check_circle:")
+                if not bundle.info.get("preprocessing_certain", True):
+                    st.warning("The preprocessing is a guess: if the predictions look wrong, pick the one the "
+                               "model was trained with under **Preprocessing** above.", icon=":material/help:")
                 added = st.session_state.setdefault(f"{page}.added_uploads", [])
                 if ukey not in added:
                     added.append(ukey)

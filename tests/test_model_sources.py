@@ -713,3 +713,32 @@ def test_nested_twice_with_clashing_names_is_analysable(tmp_path: Path) -> None:
             analyzer = innvestigate.create_analyzer(method, bundle.model, neuron_selection_mode="index")
             maps = analyzer.analyze(bundle.preprocess(x), neuron_selection=np.array([0, 1]))
             assert maps.shape == (2, *SHAPE) and np.isfinite(maps).all() and np.abs(maps).sum() > 0, method
+
+
+# ---------------------------------------------------------------------------------------------- layer names
+def test_default_layer_names_of_another_process_do_not_clash(tmp_path: Path) -> None:
+    """A model saved elsewhere keeps Keras' default names (``input_1``, ``conv2d``, ``conv2d_1`` …) while the
+    bundle's fresh graph counts from zero: Integrated Gradients' unnamed reference Input was then called
+    ``input_1`` too and failed with 'The name "input_1" is used 2 times in the model' (seen on an uploaded
+    ResNet50). Names are now reserved at load time, for any default names."""
+    from keras.src import backend
+
+    with eager():
+        tf.keras.utils.set_random_seed(5)
+        inp = L.Input(SHAPE, name="input_1")
+        x = L.Conv2D(4, 3, activation="relu", name="conv2d")(inp)
+        x = L.Conv2D(4, 3, activation="relu", name="conv2d_1")(x)
+        model = tf.keras.Model(inp, L.Dense(3, name="dense")(L.Flatten(name="flatten")(x)))
+        model.save(tmp_path / "defaults.keras")
+    bundle = load_user_model(tmp_path / "defaults.keras")
+    taken = {layer.name for layer in bundle.model.layers}
+    with bundle.scope():
+        fresh = [L.InputLayer(SHAPE).name, L.Conv2D(2, 1).name, L.Conv2D(2, 1).name, L.Dense(2).name]
+        assert not taken & set(fresh), fresh
+        assert backend.get_uid("input") >= 2
+    from xai_core.methods import explain
+
+    x = images(3)
+    for method in ("gradcam", "gradient", "integrated_gradients"):  # the order that failed
+        e = explain(bundle, method, x)
+        assert np.isfinite(e.maps).all() and np.abs(e.maps).sum() > 0, method

@@ -27,6 +27,7 @@ from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
 from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.data.archive import safe_extract_zip
 from xai_core.errors import DatasetError, InvalidParameterError, ModelLoadError, XaiLensError
+from xai_core.models.fingerprint import detect_preprocessing
 from xai_core.models.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
 
 #: File name endings accepted for an uploaded model.
@@ -41,7 +42,6 @@ MAX_CONFIG_BYTES = 64 * 1024**2
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
-_INPUT_SCALERS = ("Rescaling", "Normalization")
 _FORMAT_HELP = (
     "Save your model with model.save('model.keras') (recommended), model.save('model.h5'), or zip the "
     "folder written by model.save('my_model', save_format='tf')."
@@ -324,18 +324,6 @@ def _wrap(exc: Exception, filename: str, kind: str, saved_with: str | None = Non
     )
 
 
-def _auto_preprocessing(model: Any) -> str:
-    """``"raw"`` if the network rescales its input itself (a Rescaling/Normalization layer before the first
-    layer with weights), else ``"unit"`` (pixels / 255)."""
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind in _INPUT_SCALERS:
-            return "raw"
-        if kind != "InputLayer" and layer.weights:
-            return "unit"
-    return "unit"
-
-
 def load_user_model(
     source: str | Path | bytes,
     filename: str | None = None,
@@ -351,15 +339,19 @@ def load_user_model(
     source : path of the model file, or its bytes (e.g. ``st.file_uploader(...).getvalue()``).
     filename : the file's name (required with bytes; its ending selects the accepted formats).
     name : display name; default: the file name without its ending.
-    preprocessing : ``"auto"`` (``"raw"`` if the model starts with a Rescaling/Normalization layer, else
-        ``"unit"`` = pixels / 255) or a key of :data:`xai_core.bundle.PREPROCESSINGS`.
+    preprocessing : ``"auto"`` (see :func:`~xai_core.models.fingerprint.detect_preprocessing`: ``"raw"`` if the
+        model rescales its input itself, the documented convention of a recognised ``keras.applications``
+        architecture, else ``"unit"`` = pixels / 255 as a guess) or a key of
+        :data:`xai_core.bundle.PREPROCESSINGS`.
     class_names : one name per output; default: the ImageNet names for 1000 outputs, else ``"class k"``.
 
     Returns
     -------
     ModelBundle
-        ``source="upload"``; ``info`` holds ``format``, ``filename``, ``preprocessing_auto`` and
-        ``flattened`` (nested models were inlined).
+        ``source="upload"``; ``info`` holds ``format``, ``filename``, ``preprocessing_auto``,
+        ``preprocessing_reason`` (one sentence: what was chosen and why), ``preprocessing_certain`` (False when
+        auto found nothing to go by), ``architecture`` (a recognised ``keras.applications`` network, or None)
+        and ``flattened`` (nested models were inlined).
 
     Raises
     ------
@@ -424,9 +416,17 @@ def load_user_model(
                 f"error: {type(exc).__name__}: {str(exc).strip()[:400]}"
             ) from exc
     bundle.info["flattened"] = flattened.get("value", False)
+    with bundle.scope():
+        guess = detect_preprocessing(bundle.model)
+    bundle.info["architecture"] = guess.architecture
     if preprocessing == AUTO:
-        with bundle.scope():
-            bundle.preprocessing = PREPROCESSINGS[_auto_preprocessing(bundle.model)]
+        bundle.preprocessing = PREPROCESSINGS[guess.name]
+        bundle.info.update(preprocessing_reason=guess.reason, preprocessing_certain=guess.certain)
+    else:
+        note = ""
+        if guess.certain and guess.name != preprocessing:
+            note = f" (auto would choose {guess.name}: {guess.reason.split(': ', 1)[-1]})"
+        bundle.info.update(preprocessing_reason=f"{preprocessing}: your choice{note}", preprocessing_certain=True)
     if class_names is None and bundle.num_classes == NUM_IMAGENET_CLASSES:
         bundle.class_names = imagenet_class_names()
     return bundle

@@ -8,6 +8,7 @@ import streamlit as st
 from pages.quality_panel import insensitivity_notes
 from pages.router import through_router
 from xai_core.methods import FAMILIES, REGISTRY
+from xai_core.models.canonize import CANONIZATION_NOTE
 
 through_router()
 st.title("Explanation methods")
@@ -22,6 +23,8 @@ for family in FAMILIES:
     if not specs:
         continue
     st.subheader(family)
+    if any(s.relevance for s in specs):
+        st.caption(f":material/tune: **BatchNorm networks.** {CANONIZATION_NOTE}")
     for spec in specs:
         flagged = insensitivity_notes(spec.id)  # sanity checks run in this server, or precomputed on the demo
         mark = " · :orange[insensitive to the model]" if flagged else ""

@@ -1,4 +1,4 @@
-"""Regenerate the README's method and demo-model tables from the registry and the demo catalogue.
+"""Regenerate the README's method and demo-model tables (and the canonization note) from the code.
 
     .venv/bin/python scripts/readme_tables.py          # rewrite README.md in place
     .venv/bin/python scripts/readme_tables.py --check  # exit 1 if README.md is out of date (used by a test)
@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from xai_core.methods import FAMILIES, REGISTRY  # noqa: E402
+from xai_core.models.canonize import CANONIZATION_NOTE  # noqa: E402
 from xai_core.models.demo import DEMO_MODELS  # noqa: E402
 
 README = ROOT / "README.md"
@@ -39,7 +40,8 @@ def demo_table() -> str:
 
 
 def render(text: str) -> str:
-    for name, table in (("methods", method_table()), ("demo-models", demo_table())):
+    for name, table in (("methods", method_table()), ("demo-models", demo_table()),
+                        ("canonization", CANONIZATION_NOTE)):
         text = re.sub(rf"(<!-- {name}:start -->).*?(<!-- {name}:end -->)",
                       lambda m, t=table: f"{m.group(1)}\n{t}\n{m.group(2)}", text, flags=re.S)
     return text

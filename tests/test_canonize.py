@@ -209,3 +209,16 @@ def test_relevance_flag_matches_the_analyzers_that_run_on_the_canonical_model():
     for spec in REGISTRY.values():
         if spec.innvestigate_name and spec.id not in ("smoothgrad", "gradcam.guided"):
             assert spec.relevance == is_relevance_analyzer(spec.innvestigate_name), spec.id
+
+
+@pytest.mark.parametrize("method_id", ["lrp.alpha_2_beta_1_IB", "lrp.z_plus", "lrp.w_square", "deep_taylor"])
+def test_elementwise_affine_layers_do_not_multiply_relevance(bn_bundle, pixels, method_id):
+    """Six BN layers of the every-kind net become element-wise affine layers. A contribution-splitting rule sees one
+    input there (αβ would pass on α× or −β× the relevance at each); they pass it through instead, so totals stay
+    within 3× the logit."""
+    x = bn_bundle.preprocess(pixels)
+    cls = bn_bundle.logits(x).argmax(1)
+    scale = np.maximum(np.abs(bn_bundle.neuron_scores(x, None, cls)), np.median(np.abs(bn_bundle.logits(x)), axis=1))
+    e = explain(bn_bundle, method_id, pixels)
+    assert np.all(np.isfinite(e.maps)) and not e.empty.all()
+    assert np.abs(e.maps.sum(axis=(1, 2, 3))).max() <= 3 * scale.max(), e.maps.sum(axis=(1, 2, 3)) / scale

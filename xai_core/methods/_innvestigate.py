@@ -17,17 +17,15 @@ from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelExceptio
 from innvestigate.analyzer.deeptaylor import DeepTaylor  # noqa: E402
 from innvestigate.analyzer.gradient_based import DeconvnetReverseReLULayer  # noqa: E402
 from innvestigate.analyzer.network_base import AnalyzerNetworkBase  # noqa: E402
-from innvestigate.analyzer.relevance_based.relevance_analyzer import (  # noqa: E402
-    LRP,
-    AddReverseLayer,
-    BatchNormalizationReverseLayer,
-)
+from innvestigate.analyzer.relevance_based import relevance_rule as rrule  # noqa: E402
+from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchNormalizationReverseLayer  # noqa: E402
 from innvestigate.backend import graph as igraph  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
 from xai_core.bundle import ModelBundle
 from xai_core.errors import UnsupportedMethodError
 from xai_core.methods.base import Selection, mark_unsupported
+from xai_core.models.canonize import ELEMENTWISE
 
 
 def _do_model_checks_fixed(self: AnalyzerBase) -> None:
@@ -103,21 +101,60 @@ def _relu_layer_relevance(Xs: list[Any], _Ys: list[Any], Rs: list[Any], reverse_
     return [r * tf.cast(x < cap, r.dtype) for x, r in zip(Xs, Rs)]
 
 
+def _pass_relevance(_Xs: list[Any], _Ys: list[Any], Rs: list[Any], _reverse_state: dict) -> list[Any]:
+    return list(Rs)
+
+
+def _positive_sum_relevance(Xs: list[Any], _Ys: list[Any], Rs: list[Any], _reverse_state: dict) -> list[Any]:
+    """A sum's relevance split by the inputs' positive parts (the z⁺ rule with unit weights); where no input is
+    positive, by their magnitudes. Non-negative relevance stays non-negative, and nothing is lost."""
+    pos = [tf.nn.relu(x) for x in Xs]
+    mag = [tf.abs(x) for x in Xs]
+    pos_total, mag_total = tf.add_n(pos), tf.add_n(mag)
+    use_pos = pos_total > 0
+    denominator = tf.where(use_pos, pos_total, mag_total)
+    scale = [tf.where(use_pos, p, m) / tf.where(denominator > 0, denominator, tf.ones_like(denominator))
+             for p, m in zip(pos, mag)]
+    (relevance,) = Rs  # one output: the sum
+    return [s * relevance for s in scale]
+
+
+def _is_elementwise(layer: Any) -> bool:
+    return bool(getattr(layer, ELEMENTWISE, False))
+
+
+def _z_or_epsilon(rule: Any) -> bool:
+    if isinstance(rule, str):
+        return rule in ("Z", "Epsilon")
+    return isinstance(rule, type) and issubclass(rule, (rrule.ZRule, rrule.EpsilonRule))
+
+
 _ORIGINAL_LRP_CREATE_ANALYSIS = LRP._create_analysis
 
 
 def _lrp_create_analysis_fixed(self: LRP, *args: Any, **kwargs: Any) -> Any:
-    """iNNvestigate 2.1.2 inconsistency: LRP passes relevance straight through an ``Activation("relu")`` layer
-    (and a ReLU inside a convolution is ignored by every rule), but sends a ``keras.layers.ReLU`` layer through
-    its gradient, which zeroes the relevance of every inactive unit. For the z and ε rules that changes nothing
-    (an inactive unit has no relevance), but rules that do not look at activations (w², flat) lose relevance at
-    each such layer: on an uploaded MobileNetV2 (17 blocks of ReLU6 layers) LRP-w² and LRP-flat kept 0.0 % of the
-    score. A ReLU layer now passes relevance like an Activation layer; a capped ReLU (ReLU6) still drops it at the
-    units held at the cap (they carry no gradient, so LRP-0 stays equal to gradient × input). Test:
-    tests/test_canonize.py.
+    """Two mappings iNNvestigate 2.1.2 gets wrong for the networks people bring.
+
+    * ReLU *layers*: LRP passes relevance straight through an ``Activation("relu")`` layer (and a ReLU inside a
+      convolution is ignored by every rule), but sends a ``keras.layers.ReLU`` layer through its gradient, which
+      zeroes the relevance of every inactive unit. For the z and ε rules that changes nothing (an inactive unit
+      has no relevance), but rules that do not look at activations (w², flat) lose relevance at each such layer:
+      on an uploaded MobileNetV2 (17 blocks of ReLU6 layers) LRP-w² and LRP-flat kept 0.0 % of the score. A ReLU
+      layer now passes relevance like an Activation layer; a capped ReLU (ReLU6) still drops it at the units held
+      at the cap (they carry no gradient, so LRP-0 stays equal to gradient × input).
+    * The element-wise affine layers canonization puts where a BatchNormalization could not be folded (DenseNet's
+      pre-activation BN): the z and ε rules apply to them as to any layer (LRP-0 stays gradient × input), but a
+      rule that splits by positive and negative contributions sees a single input there, and αβ would pass on
+      α× or −β× the relevance at each one (453× the logit on DenseNet121 with α2β1 ignoring biases). Other rules
+      pass relevance through them, as through a BatchNormalization they are.
+
+    Tests: tests/test_canonize.py, tests/test_zoo.py.
     """
     self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.ReLU),
                                           _relu_layer_relevance, priority=10, name="xai_lens_relu_layer")
+    if not _z_or_epsilon(self._rule):
+        self._add_conditional_reverse_mapping(_is_elementwise, _pass_relevance, priority=10,
+                                              name="xai_lens_elementwise")
     return _ORIGINAL_LRP_CREATE_ANALYSIS(self, *args, **kwargs)
 
 
@@ -129,11 +166,13 @@ _ORIGINAL_DEEP_TAYLOR_CREATE_ANALYSIS = DeepTaylor._create_analysis
 def _deep_taylor_create_analysis_fixed(self: DeepTaylor, *args: Any, **kwargs: Any) -> Any:
     """iNNvestigate 2.1.2 bug: Deep Taylor maps an ``Add`` layer with the plain gradient ("ignore scaling with
     0.5"), which hands *each* input the whole relevance of the sum: relevance doubles at every residual block
-    (235× the logit on an uploaded MobileNetV2, 4.6× on shapes_resnet). Here sums get the z-rule that LRP uses
-    for them (R_i = x_i / Σx · R, conservative). Test: tests/test_canonize.py.
+    (235× the logit on an uploaded MobileNetV2, 4.6× on shapes_resnet). Here a sum is split by its inputs'
+    positive parts (the z⁺ rule Deep Taylor uses everywhere else), so the maps stay non-negative and conserve
+    relevance; the element-wise affine layers of canonization pass it through. Test: tests/test_canonize.py.
     """
-    self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.Add), AddReverseLayer,
-                                          priority=10, name="xai_lens_add_z_rule")
+    self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.Add),
+                                          _positive_sum_relevance, priority=10, name="xai_lens_add_z_plus")
+    self._add_conditional_reverse_mapping(_is_elementwise, _pass_relevance, priority=10, name="xai_lens_elementwise")
     return _ORIGINAL_DEEP_TAYLOR_CREATE_ANALYSIS(self, *args, **kwargs)
 
 

@@ -54,6 +54,10 @@ CANONIZATION_NOTE = (
     "occlusion use it as it is."
 )
 
+#: Attribute set on the element-wise affine layers that replace unfoldable BatchNormalization layers: rules that
+#: split relevance by contributions have nothing to split in a one-input layer (see methods/_innvestigate.py).
+ELEMENTWISE = "_xai_lens_elementwise"
+
 _FOLDABLE = (
     tf.keras.layers.Conv1D, tf.keras.layers.Conv2D, tf.keras.layers.Conv3D, tf.keras.layers.DepthwiseConv2D,
     tf.keras.layers.SeparableConv2D, tf.keras.layers.Dense,
@@ -184,6 +188,7 @@ class _Weights:
         """``s · x + t`` per channel as a 1×1 DepthwiseConv2D."""
         h, shape = _to_4d(x, f"{bn.name}_to4d")
         conv = tf.keras.layers.DepthwiseConv2D(1, use_bias=True, name=f"{bn.name}_affine")
+        setattr(conv, ELEMENTWISE, True)
         h = conv(h)
 
         def values(v: dict[int, np.ndarray]) -> list[np.ndarray]:

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle  # noqa: E402
 from xai_core.methods import REGISTRY, Target, explain, methods_for  # noqa: E402
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle  # noqa: E402
 from xai_core.models.demo import load_demo_model  # noqa: E402
 
 MOBILENET_METHODS = ("gradient", "guided_backprop", "integrated_gradients", "lrp.epsilon",

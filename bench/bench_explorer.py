@@ -3,7 +3,7 @@
 * Pass: reuses :func:`bench_stats.measure` (``dataset_pass`` with one layer against a bare truncated
   ``predict`` of the same images); target ≥ 0.9× the bare throughput.
 * t-SNE: PCA to 50 dimensions + Barnes-Hut t-SNE (perplexity 30) of a layer's activations from the pass, for
-  the sizes the page sees (the cap :data:`xai_core.explore.embedding.MAX_POINTS` included).
+  the sizes the page sees (the cap :data:`xai_core.analysis.explore.embedding.MAX_POINTS` included).
 * Deep dream: wall time of 96 steps and the gain ``end / start`` of the channel mean, from low-amplitude noise,
   over every channel of a layer (median, min, and how many reach ≥ 5×).
 
@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tensorflow as tf  # noqa: E402
 from bench_stats import measure  # noqa: E402
 
+from xai_core.analysis.dataset_pass import dataset_pass  # noqa: E402
+from xai_core.analysis.explore.dream import dream  # noqa: E402
+from xai_core.analysis.explore.embedding import MAX_POINTS, layer_features, tsne  # noqa: E402
+from xai_core.analysis.explore.metrics import Predictions  # noqa: E402
 from xai_core.data.dataset import demo_dataset, model_labels  # noqa: E402
-from xai_core.explore.dream import dream  # noqa: E402
-from xai_core.explore.embedding import MAX_POINTS, layer_features, tsne  # noqa: E402
-from xai_core.explore.metrics import Predictions  # noqa: E402
 from xai_core.models.demo import load_demo_model  # noqa: E402
-from xai_core.stats import dataset_pass  # noqa: E402
 
 
 def tsne_rows(cases: list[tuple[str, str, str]]) -> list[str]:

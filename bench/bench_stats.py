@@ -1,4 +1,5 @@
-"""Data set statistics pass: images/s of :func:`xai_core.stats.dataset_pass` against a bare batched predict.
+"""Data set statistics pass: images/s of :func:`xai_core.analysis.dataset_pass.dataset_pass` against a bare
+batched predict.
 
 The bare baseline is ``keras.Model(inputs, layer.output).predict`` of the same truncated model, on the same
 already-fitted images with the same batch size — what a user would write by hand. The pass additionally reads
@@ -26,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
 
-from xai_core.bundle import DEFAULT_BATCH_SIZE  # noqa: E402
+from xai_core.analysis.dataset_pass import dataset_pass  # noqa: E402
 from xai_core.data.dataset import demo_dataset  # noqa: E402
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE  # noqa: E402
 from xai_core.models.demo import DEMO_MODELS, load_demo_model  # noqa: E402
-from xai_core.stats import dataset_pass  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
-from xai_core.charts import selected_class
+from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.data.dataset import Dataset, demo_dataset, open_folder, open_zip
 from xai_core.data.demo import DEMO_DATASETS, DemoSet, load_demo_set
 from xai_core.data.gallery import GalleryImage, demo_images, photos
@@ -35,7 +34,6 @@ from xai_core.data.inputs import (
     unique,
 )
 from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
-from xai_core.exports import slug
 from xai_core.methods import (
     FAMILIES,
     REGISTRY,
@@ -52,10 +50,12 @@ from xai_core.methods.explain import neuron_position
 from xai_core.methods.patterns import cached_patterns, fit_and_cache, image_batches, training_images
 from xai_core.methods.prepared import is_prepared, mark_prepared
 from xai_core.models.applications import APPLICATIONS, load_application, weights_cached
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.models.demo import DEMO_MODELS, default_demo_model_id, load_demo_model
 from xai_core.models.upload import AUTO, MODEL_SUFFIXES, load_user_model
-from xai_core.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, VIEWS, upscale
-from xai_core.stats import DatasetPass, dataset_pass
+from xai_core.viz.exports import slug
+from xai_core.viz.prediction_charts import selected_class
+from xai_core.viz.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, VIEWS, upscale
 
 
 # --------------------------------------------------------------------------- models (cache_resource)
@@ -744,7 +744,7 @@ def _stats(model_key: str, dataset_key: str, layers: tuple[str, ...], fit: str,
 
 def dataset_stats(model_key: str, dataset: Dataset, layers: Sequence[str] = (),
                   fit: str = "center-crop") -> DatasetPass:
-    """:func:`xai_core.stats.dataset_pass`, cached per (model, data set, layers, fit), with a progress bar while
+    """:func:`xai_core.analysis.dataset_pass.dataset_pass`, cached per (model, data set, layers, fit), with a progress bar while
     it runs. The pass runs outside the cached function so the bar is not recorded into the cache (Streamlit
     replays elements drawn inside a cached function, and a bar in an outside slot cannot be replayed)."""
     args = (model_key, dataset.key, tuple(layers), fit)
@@ -964,14 +964,14 @@ def localisation_frame(model_key: str, methods: Sequence[str], n: int, seed: int
 
 
 # =========================================================================== Dataset Explorer
-from xai_core.explore.embedding import Embedding, tsne  # noqa: E402
-from xai_core.explore.metrics import Predictions  # noqa: E402
+from xai_core.analysis.explore.embedding import Embedding, tsne  # noqa: E402
+from xai_core.analysis.explore.metrics import Predictions  # noqa: E402
 
 
 @st.cache_data(show_spinner="Computing the t-SNE map (PCA, then t-SNE) …", max_entries=16)
 def tsne_embedding(model_key: str, dataset_key: str, layer: str, fit: str, perplexity: float,
                    _features: np.ndarray, _pred: Predictions) -> Embedding:
-    """:func:`xai_core.explore.embedding.tsne` of a pass's layer, cached per (model, data set, layer, perplexity)."""
+    """:func:`xai_core.analysis.explore.embedding.tsne` of a pass's layer, cached per (model, data set, layer, perplexity)."""
     return tsne(_features, _pred, perplexity=perplexity)
 
 

@@ -33,13 +33,13 @@ from pages.common import (
     picked_images,
     run_safely,
 )
-from xai_core import agreement as ag
-from xai_core.charts import predictions_frame
-from xai_core.compare_charts import accuracy_chart, agreement_chart, selected_pair
+from xai_core.analysis import agreement as ag
 from xai_core.data.inputs import unique
-from xai_core.exports import predictions_csv, slug
 from xai_core.methods import Target
-from xai_core.render import DIVERGING_CMAPS, compose_grid, map_tiles, png_bytes, upscale
+from xai_core.viz.agreement_charts import accuracy_chart, agreement_chart, selected_pair
+from xai_core.viz.exports import predictions_csv, slug
+from xai_core.viz.prediction_charts import predictions_frame
+from xai_core.viz.render import DIVERGING_CMAPS, compose_grid, map_tiles, png_bytes, upscale
 
 PAGE = "compare"
 MODES = {"models": "Models side by side", "methods": "Method grid"}

@@ -21,13 +21,14 @@ from pages.common import (
     run_safely,
     tsne_embedding,
 )
+from xai_core.analysis.explore import activations as act
+from xai_core.analysis.explore import embedding, metrics
+from xai_core.analysis.explore.dream import dream
 from xai_core.data.dataset import model_labels
 from xai_core.data.images import to_display
-from xai_core.explore import activations as act
-from xai_core.explore import charts, embedding, metrics
-from xai_core.explore.dream import dream
 from xai_core.models.demo import default_demo_model_id
-from xai_core.render import png_bytes, png_data_url, upscale
+from xai_core.viz import explore_charts as charts
+from xai_core.viz.render import png_bytes, png_data_url, upscale
 
 PAGE = "explorer"
 TABS = ["Accuracy", "Confusion", "t-SNE", "Activations", "Max activating", "Deep dream"]

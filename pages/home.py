@@ -7,10 +7,10 @@ import streamlit as st
 
 from pages.common import demo_model_keys, demo_set, explanation, get_model, params_key, predictions, run_safely
 from pages.router import through_router
-from xai_core.charts import predictions_chart, predictions_frame, selected_class
 from xai_core.data.images import to_display
 from xai_core.methods import FAMILIES, REGISTRY, Target
-from xai_core.render import normalize, overlay, upscale
+from xai_core.viz.prediction_charts import predictions_chart, predictions_frame, selected_class
+from xai_core.viz.render import normalize, overlay, upscale
 
 through_router()
 PAGE = "home"

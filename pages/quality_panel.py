@@ -14,11 +14,11 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import attempt, init_state, model_input, params_key, quality_report, sanity_flags
-from xai_core.bundle import ModelBundle
 from xai_core.data.inputs import ImageItem
 from xai_core.methods import MethodSpec, Target, get_method
-from xai_core.quality.charts import curves_chart
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.sanity import demo_sanity
+from xai_core.viz.quality_charts import curves_chart
 
 STEPS = (10, 20, 50)
 INTRO = ("**Deletion**: remove the pixels the map ranks highest first; a faithful map destroys the class probability "

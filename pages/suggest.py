@@ -20,9 +20,7 @@ from pages.common import (
     page_header,
     run_safely,
 )
-from xai_core.data.dataset import model_labels
-from xai_core.render import png_data_url
-from xai_core.suggest import (
+from xai_core.analysis.suggest import (
     NEURON_STATS,
     consensus_frame,
     histogram_chart,
@@ -35,6 +33,8 @@ from xai_core.suggest import (
     selected_bins,
     selected_points,
 )
+from xai_core.data.dataset import model_labels
+from xai_core.viz.render import png_data_url
 
 PAGE = "suggest"
 TOOLTIP_THUMBS = 2000  # images get a hover thumbnail up to this many points

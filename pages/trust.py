@@ -26,11 +26,11 @@ from pages.common import (
 )
 from xai_core.data.dataset import Dataset, demo_dataset
 from xai_core.data.inputs import make_record
-from xai_core.exports import slug
 from xai_core.methods import get_method, methods_for
 from xai_core.models.demo import DEMO_MODELS
 from xai_core.quality import METRICS, leaderboard, worst_images
-from xai_core.quality.charts import (
+from xai_core.viz.exports import slug
+from xai_core.viz.quality_charts import (
     DATASET_METHOD,
     QUALITY_METHOD,
     dataset_chart,

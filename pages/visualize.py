@@ -29,10 +29,10 @@ from pages.common import (
     run_safely,
 )
 from pages.quality_panel import trust_panel
-from xai_core.charts import predictions_chart, predictions_frame
 from xai_core.data.images import to_display
-from xai_core.exports import maps_npz, predictions_csv, slug, stack_explanations
-from xai_core.render import VIEWS, compose_grid, map_tiles, normalize, png_bytes
+from xai_core.viz.exports import maps_npz, predictions_csv, slug, stack_explanations
+from xai_core.viz.prediction_charts import predictions_chart, predictions_frame
+from xai_core.viz.render import VIEWS, compose_grid, map_tiles, normalize, png_bytes
 
 PAGE = "visualize"
 DEFAULT_IMAGES = ("digits/test/0078",)

@@ -18,7 +18,7 @@ one freshly augmented copy of the training set per epoch.
 Saving a ``.keras`` file needs eager execution, so the trained weights are copied into the same
 architecture rebuilt in a local eager context and saved from there (:func:`save_keras_v3`). The held-out
 accuracy in ``demo_models.json`` is measured afterwards by loading the saved file into a
-:class:`xai_core.bundle.ModelBundle` exactly as the app does (:func:`xai_core.models.demo.load_keras_file`),
+:class:`xai_core.models.bundle.ModelBundle` exactly as the app does (:func:`xai_core.models.demo.load_keras_file`),
 on the test split only.
 """
 
@@ -242,7 +242,7 @@ def save_keras_v3(spec: Spec, data: DemoSet, weights: list[np.ndarray], path: Pa
 
 def evaluate(spec: Spec, test: DemoSet) -> float:
     """Held-out accuracy of the saved file, loaded exactly as the app loads it."""
-    from xai_core.bundle import PREPROCESSINGS, ModelBundle
+    from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
     from xai_core.models.demo import load_keras_file  # plain load_model loses the weights in graph mode
 
     path = OUT_DIR / f"{spec.id}.keras"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tiny_models import TINY_SHAPE, make_bundle, tiny_cnn
 
-from xai_core.bundle import ModelBundle
+from xai_core.models.bundle import ModelBundle
 
 
 @pytest.fixture(scope="session")

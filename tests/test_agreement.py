@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xai_core.agreement import (
+from xai_core.analysis.agreement import (
     MEAN,
     accuracy_frame,
     agreement_frame,
@@ -25,8 +25,8 @@ from xai_core.agreement import (
     top_k_iou,
     top_k_mask,
 )
-from xai_core.compare_charts import AGREEMENT_SELECTION, accuracy_chart, agreement_chart, selected_pair
 from xai_core.errors import InvalidParameterError
+from xai_core.viz.agreement_charts import AGREEMENT_SELECTION, accuracy_chart, agreement_chart, selected_pair
 
 RAMP = np.arange(64, dtype=np.float32).reshape(8, 8)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import xai_core.stats as stats_module
+import xai_core.analysis.dataset_pass as stats_module
+from xai_core.analysis.dataset_pass import dataset_pass
 from xai_core.data.dataset import Dataset, demo_dataset, model_labels, open_folder, open_zip
 from xai_core.errors import DatasetError
-from xai_core.stats import dataset_pass
 
 
 def _png(color: int, size: int = 20) -> bytes:

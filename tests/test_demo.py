@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from xai_core.bundle import ModelBundle
 from xai_core.data.demo import (
     DEMO_DATASETS,
     SHAPE_CLASSES,
@@ -18,6 +17,7 @@ from xai_core.data.demo import (
     make_shapes,
 )
 from xai_core.errors import DatasetError, ModelLoadError, XaiLensError
+from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import CATALOGUE, DEMO_MODELS, default_demo_model_id, load_demo_model
 
 #: Minimum held-out accuracy per data set (the brief's requirement).

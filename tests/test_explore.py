@@ -1,4 +1,4 @@
-"""Dataset Explorer core (xai_core.explore): each view keeps its promise.
+"""Dataset Explorer core (xai_core.analysis.explore): each view keeps its promise.
 
 Confusion counts are scikit-learn's, a clicked cell gives exactly its images by confidence, maximally activating
 images are the top-k of the real activations, receptive-field boxes hold exactly the pixels a unit depends on,
@@ -13,11 +13,24 @@ import tensorflow as tf
 from sklearn.metrics import confusion_matrix
 from sklearn.neighbors import KNeighborsClassifier
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.analysis.dataset_pass import dataset_pass
+from xai_core.analysis.explore import activations as act
+from xai_core.analysis.explore.dream import MAX_STEPS, affine_inverse, dream
+from xai_core.analysis.explore.embedding import FRAME_COLUMNS, check_perplexity, tsne
+from xai_core.analysis.explore.metrics import (
+    Predictions,
+    cell_indices,
+    confusion_frame,
+    overall_accuracy,
+    per_class_table,
+    scores_frame,
+    selected_cell_indices,
+)
 from xai_core.data.dataset import demo_dataset, model_labels
 from xai_core.errors import DatasetError, InvalidParameterError
-from xai_core.explore import activations as act
-from xai_core.explore.charts import (
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.models.demo import load_demo_model
+from xai_core.viz.explore_charts import (
     CONFUSION_SELECTION,
     TSNE_BRUSH,
     TSNE_PICK,
@@ -27,19 +40,6 @@ from xai_core.explore.charts import (
     tsne_chart,
     tsne_selection,
 )
-from xai_core.explore.dream import MAX_STEPS, affine_inverse, dream
-from xai_core.explore.embedding import FRAME_COLUMNS, check_perplexity, tsne
-from xai_core.explore.metrics import (
-    Predictions,
-    cell_indices,
-    confusion_frame,
-    overall_accuracy,
-    per_class_table,
-    scores_frame,
-    selected_cell_indices,
-)
-from xai_core.models.demo import load_demo_model
-from xai_core.stats import dataset_pass
 
 LAYERS = ("conv3", "pool2", "dense1")
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from xai_core.charts import predictions_frame
-from xai_core.exports import maps_npz, predictions_csv, slug, stack_explanations
 from xai_core.methods import Explanation
-from xai_core.render import VIEWS, compose_grid, map_tiles
+from xai_core.viz.exports import maps_npz, predictions_csv, slug, stack_explanations
+from xai_core.viz.prediction_charts import predictions_frame
+from xai_core.viz.render import VIEWS, compose_grid, map_tiles
 
 
 def _expl(n: int, value: float) -> Explanation:

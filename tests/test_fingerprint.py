@@ -88,7 +88,7 @@ def test_an_unknown_model_gets_pixels_over_255_marked_as_a_guess():
 
 
 def test_conventions_map_to_preprocessings():
-    from xai_core.bundle import PREPROCESSINGS
+    from xai_core.models.bundle import PREPROCESSINGS
 
     x = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
     np.testing.assert_allclose(PREPROCESSINGS[CONVENTION_TO_PREPROCESSING["tf"]](x), [[[[-1, 0, 1]]]], atol=1e-6)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_core.charts import PREDICTION_SELECTION, predictions_chart, predictions_frame, selected_class, selected_values
 from xai_core.data.images import MAX_PIXELS, fit_to_model, load_image, to_display
 from xai_core.errors import ImageLoadError
-from xai_core.render import colorize, normalize, overlay, png_bytes, upscale
+from xai_core.viz.prediction_charts import PREDICTION_SELECTION, predictions_chart, predictions_frame, selected_class
+from xai_core.viz.render import colorize, normalize, overlay, png_bytes, upscale
+from xai_core.viz.selection import selected_values
 
 
 def _encode(img: Image.Image, fmt: str = "PNG") -> bytes:

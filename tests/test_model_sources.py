@@ -27,7 +27,6 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.eager import context
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.data.archive import safe_extract_zip
 from xai_core.errors import (
     DatasetError,
@@ -42,6 +41,7 @@ from xai_core.models.applications import (
     load_application,
     weights_cached,
 )
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.models.imagenet import imagenet_class_names, imagenet_wnids
 from xai_core.models.upload import find_lambda_layers, load_user_model
 

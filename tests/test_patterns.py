@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf  # noqa: E402
 from tiny_models import make_bundle, tiny_cnn
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError, UnsupportedMethodError
 from xai_core.methods import Target, explain, methods_for, unsupported_reason
 from xai_core.methods.patterns import (
@@ -23,6 +22,7 @@ from xai_core.methods.patterns import (
     registered_patterns,
     save_patterns,
 )
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 
 PATTERN_METHODS = ("pattern.net", "pattern.attribution")
 

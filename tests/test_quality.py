@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf  # noqa: E402
 from tiny_models import make_bundle, tiny_cnn
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import Target, explain
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.quality import (
     axiom_for,
     cascading_randomization,
@@ -23,7 +23,10 @@ from xai_core.quality import (
     trust_report,
     worst_images,
 )
-from xai_core.quality.charts import (
+from xai_core.quality.faithfulness import auc, baseline_images, map_ranks, random_ranks
+from xai_core.quality.localisation import default_margin, widen
+from xai_core.quality.sanity import randomized_bundle, spearman, weighted_layers
+from xai_core.viz.quality_charts import (
     DATASET_METHOD,
     QUALITY_METHOD,
     curves_chart,
@@ -33,9 +36,6 @@ from xai_core.quality.charts import (
     selected_method,
     selected_worst_images,
 )
-from xai_core.quality.faithfulness import auc, baseline_images, map_ranks, random_ranks
-from xai_core.quality.localisation import default_margin, widen
-from xai_core.quality.sanity import randomized_bundle, spearman, weighted_layers
 
 SIDE = 8
 

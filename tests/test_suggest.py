@@ -6,18 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_core.errors import InvalidParameterError
-from xai_core.stats import LayerStats
-from xai_core.suggest import (
-    BIN_SELECTION,
+from xai_core.analysis.dataset_pass import LayerStats
+from xai_core.analysis.suggest import (
     DISAGREE,
-    POINT_SELECTION,
     consensus_frame,
-    histogram_chart,
     histogram_frame,
     images_in_bins,
     neuron_values,
     rankings,
+)
+from xai_core.errors import InvalidParameterError
+from xai_core.viz.suggest_charts import (
+    BIN_SELECTION,
+    POINT_SELECTION,
+    histogram_chart,
     scatter_chart,
     selected_bins,
     selected_points,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from zoo import SIDE, calibration_images, preprocess_for, save_zoo_model
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods import REGISTRY, Explanation, explain, methods_for, unsupported_reason
+from xai_core.models.bundle import ModelBundle
 from xai_core.models.upload import load_user_model
 
 SLOW = bool(os.environ.get("XAI_LENS_SLOW"))

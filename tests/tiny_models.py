@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 
 TINY_SHAPE = (16, 16, 3)
 

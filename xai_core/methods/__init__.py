@@ -3,7 +3,16 @@
 Importing this package registers every method family, one module each.
 """
 
-from xai_core.methods import cam, deep_taylor, deeplift, gradient, lrp, occlusion, patterns  # noqa: F401  (register)
+from xai_core.methods import (  # noqa: F401  (importing a family module registers its methods)
+    cam,
+    deep_taylor,
+    deeplift,
+    gradient,
+    lrp,
+    occlusion,
+    patterns,
+    reference,
+)
 from xai_core.methods.base import (
     REGISTRY,
     MethodSpec,

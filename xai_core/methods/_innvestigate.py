@@ -22,9 +22,9 @@ from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchN
 from innvestigate.backend import graph as igraph  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
-from xai_core.bundle import ModelBundle
 from xai_core.errors import UnsupportedMethodError
 from xai_core.methods.base import Selection, mark_unsupported
+from xai_core.models.bundle import ModelBundle
 from xai_core.models.canonize import ELEMENTWISE
 
 

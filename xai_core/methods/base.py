@@ -20,7 +20,7 @@ import numpy as np
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
 
 if TYPE_CHECKING:
-    from xai_core.bundle import LayerInfo, ModelBundle
+    from xai_core.models.bundle import LayerInfo, ModelBundle
 
 ParamKind = Literal["int", "float", "choice", "bool", "layer"]
 

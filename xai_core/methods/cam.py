@@ -13,10 +13,10 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image
 
 from xai_core import runtime  # noqa: F401
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods._innvestigate import analyze
 from xai_core.methods.base import MethodSpec, Param, Selection, register, unsupported_reason
+from xai_core.models.bundle import ModelBundle
 
 _REF = "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based " \
        "Localization, ICCV."

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods._innvestigate import analyze, support_probe
 from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.models.bundle import ModelBundle
 
 _REF = "Montavon et al. 2017, Explaining nonlinear classification decisions with deep Taylor decomposition, " \
        "Pattern Recognition 65:211–222."

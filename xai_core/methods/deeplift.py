@@ -33,12 +33,12 @@ import numpy as np
 import tensorflow as tf  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import gradient as _gradient  # noqa: F401  (registered first: DeepLIFT ends its family)
 from xai_core.methods.base import MethodSpec, Param, Selection, register
 from xai_core.methods.explain import PASS_BUDGET_224
 from xai_core.methods.occlusion import fill_image
+from xai_core.models.bundle import ModelBundle
 
 #: Smallest |z − z̄| for which the secant slope is used; below it, the local derivative g'(z).
 EPS = 1e-5

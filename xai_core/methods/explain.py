@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xai_core.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
 from xai_core.methods.base import MethodSpec, Selection, get_method, require_supported
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 TargetKind = Literal["predicted", "class", "neuron", "top_neurons"]
 TOP_K_CHOICES = (1, 4, 9, 16)

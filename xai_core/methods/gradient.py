@@ -1,4 +1,5 @@
-"""Gradient family: saliency, input × gradient, deconvnet, guided backprop, integrated gradients, SmoothGrad.
+"""Gradient family: saliency, input × gradient, deconvnet, guided backprop, integrated gradients, SmoothGrad
+(the Reference family, input and random, is in :mod:`xai_core.methods.reference`).
 
 All are iNNvestigate 2.1.2 analyzers except SmoothGrad, which is our own wrapper around iNNvestigate's
 gradient (see :func:`_smoothgrad`).
@@ -11,9 +12,9 @@ from functools import partial
 
 import numpy as np
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods._innvestigate import analyze, support_probe
 from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.models.bundle import ModelBundle
 
 REFERENCE = Param(
     "reference", "choice", "black", "Reference input",
@@ -69,29 +70,7 @@ def _smoothgrad(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, sam
     return grads.reshape(samples, len(x), *grads.shape[1:]).mean(axis=0)
 
 
-def _random(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, seed: int) -> np.ndarray:
-    """Reproducible Gaussian noise maps. (iNNvestigate's "random" adds unseeded noise to the input, so the same
-    request gives a different map each time; a baseline must be reproducible.)"""
-    return np.stack([image_rng(img, seed).normal(size=img.shape) for img in x]).astype(np.float32)
-
-
 _SPECS = [
-    MethodSpec(
-        id="input", label="Input", family="Reference",
-        summary="The model input itself, channel-summed: a baseline that every real explanation should beat.",
-        caveat="Explains nothing about the model; use it to spot maps that merely copy the image.",
-        reference="Alber et al. 2019, iNNvestigate neural networks!, JMLR 20(93).",
-        run=partial(_plain, "input", "input"), innvestigate_name="input",
-    ),
-    MethodSpec(
-        id="random", label="Random", family="Reference",
-        summary="Random noise: the floor against which explanation quality is judged.",
-        caveat="Meaningless by design; any method that scores like it on faithfulness checks is suspect.",
-        reference="Alber et al. 2019, iNNvestigate neural networks!, JMLR 20(93).",
-        params=(Param("seed", "int", 0, "Random seed", "Fixes the noise so maps are reproducible.",
-                      min=0, max=2**31 - 1, step=1, builds=False),),
-        run=_random,
-    ),
     MethodSpec(
         id="gradient", label="Gradient (saliency)", family="Gradient",
         summary="How much the score changes when each pixel changes slightly: the model's local sensitivity.",

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods._innvestigate import analyze, support_probe
 from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.models.bundle import ModelBundle
 
 _REF = "Bach et al. 2015, PLoS ONE 10(7):e0130140; Montavon et al. 2019, LRP: An Overview."
 _CONSERVE = ("Relevance is conserved layer by layer, so the map sums to (about) the explained score. ")

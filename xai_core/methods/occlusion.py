@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from xai_core.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:

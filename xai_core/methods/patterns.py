@@ -37,9 +37,9 @@ import numpy as np
 import tensorflow as tf  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
-from xai_core.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError
 from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 ESTIMATORS = ("relu", "linear")
 _REF = ("Kindermans et al. 2018, Learning how to explain neural networks: PatternNet and PatternAttribution, "

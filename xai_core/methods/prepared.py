@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods.base import get_method
+from xai_core.models.bundle import ModelBundle
 
 
 def build_key(bundle: ModelBundle, method_id: str, params: dict[str, Any] | None, target_layer: str | None) -> Hashable:

@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
-from xai_core.bundle import ModelBundle, Preprocessing
 from xai_core.errors import InvalidParameterError, ModelLoadError, WeightsUnavailableError
+from xai_core.models.bundle import ModelBundle, Preprocessing
 from xai_core.models.imagenet import imagenet_class_names
 
 #: Seconds to wait for the weights server to answer before declaring the machine offline.

@@ -2,7 +2,7 @@
 
 ``demo_models.json`` (written by ``scripts/train_demo_models.py``) lists them in display order with their
 held-out test accuracy; :data:`DEMO_MODELS` is read from it at import time and :func:`load_demo_model`
-turns one into a :class:`~xai_core.bundle.ModelBundle`.
+turns one into a :class:`~xai_core.models.bundle.ModelBundle`.
 
 Every demo model takes ``pixels / 255`` (``PREPROCESSINGS["unit"]``) and ends in
 ``Dense(K, activation="softmax")``, so loading it exercises the bundle's head splitting.
@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.data.demo import load_demo_set
 from xai_core.errors import ModelLoadError
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 
 #: Folder of the demo model files and their catalogue.
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-#: Keras' convention name → key of :data:`xai_core.bundle.PREPROCESSINGS`.
+#: Keras' convention name → key of :data:`xai_core.models.bundle.PREPROCESSINGS`.
 CONVENTION_TO_PREPROCESSING = {"caffe": "caffe", "tf": "symmetric", "torch": "torch", "raw": "raw"}
 _INPUT_SCALERS = ("Rescaling", "Normalization")
 
@@ -74,7 +74,7 @@ class PreprocessingGuess:
 
     Attributes
     ----------
-    name : a key of :data:`xai_core.bundle.PREPROCESSINGS`.
+    name : a key of :data:`xai_core.models.bundle.PREPROCESSINGS`.
     reason : one sentence for the model summary: what was recognised and why this choice.
     certain : False when nothing was recognised and ``name`` is only the usual default.
     architecture : the recognised ``keras.applications`` network or family, if any.
@@ -121,7 +121,7 @@ def _head(model: Any) -> str:
 
 def detect_preprocessing(model: Any) -> PreprocessingGuess:
     """How raw pixels must be prepared for ``model`` (see the module docstring)."""
-    from xai_core.bundle import PREPROCESSINGS
+    from xai_core.models.bundle import PREPROCESSINGS
 
     found = recognise(model)
     arch = found[1] if found else None

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
-from xai_core.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.data.archive import safe_extract_zip
 from xai_core.errors import DatasetError, InvalidParameterError, ModelLoadError, XaiLensError
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.models.fingerprint import detect_preprocessing
 from xai_core.models.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
 
 #: File name endings accepted for an uploaded model.
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".zip")
-#: Preprocessing choices besides the keys of :data:`xai_core.bundle.PREPROCESSINGS`.
+#: Preprocessing choices besides the keys of :data:`xai_core.models.bundle.PREPROCESSINGS`.
 AUTO = "auto"
 #: Caps for a zipped SavedModel.
 MAX_SAVEDMODEL_FILES = 10000
@@ -342,7 +342,7 @@ def load_user_model(
     preprocessing : ``"auto"`` (see :func:`~xai_core.models.fingerprint.detect_preprocessing`: ``"raw"`` if the
         model rescales its input itself, the documented convention of a recognised ``keras.applications``
         architecture, else ``"unit"`` = pixels / 255 as a guess) or a key of
-        :data:`xai_core.bundle.PREPROCESSINGS`.
+        :data:`xai_core.models.bundle.PREPROCESSINGS`.
     class_names : one name per output; default: the ImageNet names for 1000 outputs, else ``"class k"``.
 
     Returns

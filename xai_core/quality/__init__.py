@@ -6,7 +6,7 @@
 * :mod:`~xai_core.quality.localisation` — pointing game and relevance mass against object masks;
 * :mod:`~xai_core.quality.scale` — any metric over N images of a data set, leaderboards, worst images;
 * :mod:`~xai_core.quality.report` — the compact per-map report shown beside heatmaps;
-* :mod:`~xai_core.quality.charts` — Altair charts with named selections.
+* :mod:`~xai_core.viz.quality_charts` — Altair charts with named selections.
 """
 
 from xai_core.quality.axioms import Axiom, axiom_for, check_axiom

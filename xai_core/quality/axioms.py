@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xai_core.bundle import ModelBundle
 from xai_core.methods import REGISTRY, get_method
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.base import as_images, as_maps
 
 #: Columns of :func:`check_axiom`'s frame.

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import Target, explain
+from xai_core.models.bundle import ModelBundle
 
 Progress = Callable[[int, int], None]
 

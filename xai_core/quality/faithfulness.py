@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.base import Progress, as_images, as_maps
 
 Curve = Literal["deletion", "insertion"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xai_core.bundle import ModelBundle
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.axioms import Axiom, axiom_for, check_axiom
 from xai_core.quality.faithfulness import Curves, deletion_insertion
 

@@ -6,7 +6,7 @@ method's maps for the same images and classes, and measures the Spearman rank co
 maps. Maps that stay highly correlated while the model is being destroyed reflect the input (edges, colours), not
 what the model learned: such a method is flagged **insensitive to the model**.
 
-Each randomised model is a fresh :class:`~xai_core.bundle.ModelBundle` (own graph and session), cloned from the
+Each randomised model is a fresh :class:`~xai_core.models.bundle.ModelBundle` (own graph and session), cloned from the
 original's config and weights, used for one step and closed right away, so the original model's graph never
 grows and at most one copy is in memory.
 
@@ -32,9 +32,9 @@ import pandas as pd
 import tensorflow as tf  # noqa: E402
 from scipy.stats import rankdata
 
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import get_method
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.base import Progress, as_images, class_maps, digest, predicted_classes
 
 #: A method is flagged "insensitive to the model" when the rank correlation of its (signed) maps with the original
@@ -76,7 +76,7 @@ def reinitialised(name: str, value: np.ndarray, rng: np.random.Generator) -> np.
 def randomized_bundle(bundle: ModelBundle, layers: Collection[str], seed: int = 0) -> ModelBundle:
     """A copy of ``bundle``'s model, in a new graph, with the weights of ``layers`` re-initialised.
 
-    Close it (:meth:`~xai_core.bundle.ModelBundle.close`) after use: it owns a graph and a session.
+    Close it (:meth:`~xai_core.models.bundle.ModelBundle.close`) after use: it owns a graph and a session.
     """
     layers = set(layers)
     with bundle.scope():

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xai_core.bundle import ModelBundle
 from xai_core.data.dataset import Dataset, demo_dataset, model_labels
 from xai_core.data.images import fit_to_model
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import get_method
+from xai_core.models.bundle import ModelBundle
 from xai_core.quality.axioms import axiom_for, check_axiom
 from xai_core.quality.base import Progress, as_images, class_maps, predicted_classes
 from xai_core.quality.faithfulness import deletion_insertion

@@ -23,8 +23,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from xai_core import runtime  # noqa: F401  (graph mode)
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
+from xai_core.models.bundle import ModelBundle
 
 Kind = Literal["channel", "class"]
 #: Iteration cap (a request for more is refused with a readable message).

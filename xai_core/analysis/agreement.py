@@ -23,7 +23,7 @@ from PIL import Image
 
 from xai_core.data.dataset import Dataset, model_labels
 from xai_core.errors import InvalidParameterError
-from xai_core.render import NormMode, normalize
+from xai_core.viz.render import NormMode, normalize
 
 RankBy = Literal["abs", "signed"]
 RANK_BY: dict[str, str] = {"abs": "magnitude |value|", "signed": "signed value"}
@@ -198,7 +198,7 @@ def short_names(names: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- differences
 def normalize_set(maps: Sequence[np.ndarray | None], signed: bool, mode: NormMode = "max-abs",
                   percentile: float = 99.5, shared: bool = False) -> list[np.ndarray | None]:
-    """:func:`xai_core.render.normalize` of one column of a grid (maps ``(H, W)`` or None where a map failed):
+    """:func:`xai_core.viz.render.normalize` of one column of a grid (maps ``(H, W)`` or None where a map failed):
     each map on its own scale, or ``shared`` by all maps of the column."""
     ok = [i for i, m in enumerate(maps) if m is not None]
     out: list[np.ndarray | None] = [None] * len(maps)
@@ -211,7 +211,7 @@ def normalize_set(maps: Sequence[np.ndarray | None], signed: bool, mode: NormMod
 
 def difference_map(a: np.ndarray, b: np.ndarray, signed_a: bool = True, signed_b: bool = True,
                    mode: NormMode = "max-abs", percentile: float = 99.5) -> np.ndarray:
-    """``a − b`` after normalising each map with :func:`xai_core.render.normalize`, float32 ``(H, W)`` in [−1, 1].
+    """``a − b`` after normalising each map with :func:`xai_core.viz.render.normalize`, float32 ``(H, W)`` in [−1, 1].
 
     Two signed maps are compared as signed values (each in [−1, 1], difference halved); if either map is
     non-negative (Grad-CAM, occlusion), both are compared by magnitude in [0, 1]. Positive = ``a`` puts more

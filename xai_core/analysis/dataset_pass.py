@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from xai_core.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 from xai_core.data.dataset import Dataset
 from xai_core.data.images import FitMode
 from xai_core.errors import DatasetError
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 #: Flattened activations are kept when ``images × units`` stays below this (64 MB of float32).
 FULL_LIMIT = 16_000_000

@@ -16,7 +16,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from xai_core.charts import selected_values
+from xai_core.viz.selection import selected_values
 
 CONFUSION_SELECTION = "confusion_cell"
 TSNE_PICK = "tsne_pick"

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
-from xai_core.bundle import ModelBundle
 from xai_core.errors import InvalidParameterError
-from xai_core.render import colorize, compose_grid, normalize, overlay
+from xai_core.models.bundle import ModelBundle
+from xai_core.viz.render import colorize, compose_grid, normalize, overlay
 
 Strength = Literal["mean", "max"]
 #: Channels drawn in one grid at most (the strongest ones); ImageNet layers have up to 2,048.
@@ -302,7 +302,7 @@ def max_location_box(bundle: ModelBundle, layer: str, flat: int) -> tuple[int, i
 def patch_card(image: np.ndarray, box: tuple[int, int, int, int] | None, side: int = 112) -> np.ndarray:
     """uint8 RGB picture: the image (``side`` pixels) with ``box`` outlined, and beside it the box's patch enlarged
     to the same height; just the image when ``box`` is None (dense layers)."""
-    from xai_core.render import fit_tile
+    from xai_core.viz.render import fit_tile
 
     img = np.asarray(image, np.uint8)
     if box is None:

@@ -17,8 +17,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
+from xai_core.analysis.explore.metrics import Predictions
 from xai_core.errors import InvalidParameterError
-from xai_core.explore.metrics import Predictions
 
 #: More points than this are subsampled (seeded, uniformly). Measured on the 2-core project machine under load
 #: (bench/bench_explorer.py): 1,437 points take 5–8 s, 3,000 points 9–22 s; beyond ~2,000 the page feels stuck.

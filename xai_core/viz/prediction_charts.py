@@ -13,6 +13,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from xai_core.viz.selection import selected_values
+
 PREDICTION_SELECTION = "pred_select"
 
 
@@ -56,22 +58,6 @@ def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_
     ).add_params(sel)
     text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("probability:Q", format=".1%"))
     return (bars + text).properties(height=alt.Step(height_per_bar))
-
-
-def selected_values(event: Any, selection: str, field: str) -> list[Any]:
-    """Values of ``field`` in a Streamlit chart selection event (``on_select="rerun"``); [] if none.
-
-    Accepts the event object or its dict form: ``{"selection": {name: [{field: value, ...}, ...]}}``.
-    """
-    if event is None:
-        return []
-    state = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
-    points = state.get(selection) if isinstance(state, dict) else getattr(state, selection, None)
-    if not points:
-        return []
-    if isinstance(points, dict):  # interval selections: {field: [lo, hi]}
-        return list(points.get(field, []))
-    return [p[field] for p in points if isinstance(p, dict) and field in p]
 
 
 def selected_class(event: Any) -> int | None:

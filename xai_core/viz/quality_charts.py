@@ -11,8 +11,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from xai_core.charts import selected_values
 from xai_core.quality.scale import get_metric, worst_images
+from xai_core.viz.selection import selected_values
 
 #: Selection names: the localisation leaderboard, and the data-set-scale chart.
 QUALITY_METHOD = "quality_method"

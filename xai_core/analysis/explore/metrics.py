@@ -170,12 +170,12 @@ def cell_indices(pred: Predictions, true: int, predicted: int) -> np.ndarray:
 
 
 def selected_cell_indices(pred: Predictions, event: Any) -> tuple[tuple[int, int] | None, np.ndarray]:
-    """A click on :func:`xai_core.explore.charts.confusion_chart` → ``((true, predicted), dataset indices)``.
+    """A click on :func:`xai_core.viz.explore_charts.confusion_chart` → ``((true, predicted), dataset indices)``.
 
     Returns ``(None, empty)`` when no cell is selected. Indices are sorted by confidence as in
     :func:`cell_indices`.
     """
-    from xai_core.explore.charts import selected_cell
+    from xai_core.viz.explore_charts import selected_cell
 
     cell = selected_cell(event)
     if cell is None:

@@ -1,6 +1,6 @@
 """Charts of the Compare Models page: the agreement matrix (click a cell → a pair) and accuracy per model.
 
-Pure functions from the long-form frames of :mod:`xai_core.agreement`; the selection event → pair translation
+Pure functions from the long-form frames of :mod:`xai_core.analysis.agreement`; the selection event → pair translation
 is a pure function too (AppTest cannot click charts).
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from xai_core.agreement import METRICS
-from xai_core.charts import selected_values
+from xai_core.analysis.agreement import METRICS
+from xai_core.viz.selection import selected_values
 
 AGREEMENT_SELECTION = "agree_cell"
 
 
 def agreement_chart(matrix: pd.DataFrame, cell: int = 64) -> alt.FacetChart:
-    """One heatmap per metric (Spearman ρ, top-k IoU) of :func:`xai_core.agreement.matrix_frame`.
+    """One heatmap per metric (Spearman ρ, top-k IoU) of :func:`xai_core.analysis.agreement.matrix_frame`.
 
     Colour runs from −1 (red, opposite) through 0 (white, unrelated) to 1 (blue, identical); each cell shows its
     value. Clicking a cell selects its pair through the point selection :data:`AGREEMENT_SELECTION` over

@@ -75,7 +75,7 @@ def maps_npz(results: Mapping[str, tuple[Sequence[str], Explanation]], meta: Map
 
 
 def predictions_csv(frames: Sequence[pd.DataFrame]) -> bytes:
-    """Concatenate :func:`xai_core.charts.predictions_frame` tables into one UTF-8 CSV."""
+    """Concatenate :func:`xai_core.viz.prediction_charts.predictions_frame` tables into one UTF-8 CSV."""
     cols = ["image", "model", "rank", "class_index", "class_name", "probability"]
     df = pd.concat(list(frames), ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return df.to_csv(index=False).encode("utf-8")

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from xai_core.data.archive import safe_extract_zip
 from xai_core.data.demo import load_demo_set
 from xai_core.data.images import IMAGE_TYPES, FitMode, fit_to_model, load_image
-from xai_core.errors import DatasetError, ImageLoadError
+from xai_core.errors import DatasetError, ImageLoadError, XaiLensError
 
 Progress = Callable[[int, int], None]
 
@@ -126,6 +126,16 @@ class Dataset:
         resample = Image.NEAREST if scale >= 2 else Image.BILINEAR
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
         return np.asarray(img, dtype=np.uint8)
+
+    def thumbnails(self, indices: Sequence[int], side: int = 96) -> list[np.ndarray]:
+        """:meth:`thumbnail` of each of ``indices``; an unreadable image becomes a grey square (never an error)."""
+        out = []
+        for i in indices:
+            try:
+                out.append(self.thumbnail(int(i), side))
+            except XaiLensError:
+                out.append(np.full((side, side, 3), 200, np.uint8))
+        return out
 
 
 # ------------------------------------------------------------------------------------------------ demo

@@ -15,11 +15,14 @@ from xai_core.methods import (  # noqa: F401  (importing a family module registe
 )
 from xai_core.methods.base import (
     REGISTRY,
+    Fitting,
     MethodSpec,
     Param,
     Selection,
+    common_methods,
     get_method,
     methods_for,
+    ready_methods,
     unsupported_reason,
 )
 from xai_core.methods.explain import TOP_K_CHOICES, Explanation, Target, explain, flat_neuron_index
@@ -32,6 +35,7 @@ REGISTRY.clear()
 REGISTRY.update(_sorted)
 
 __all__ = [
-    "FAMILIES", "REGISTRY", "TOP_K_CHOICES", "Explanation", "MethodSpec", "Param", "Selection", "Target",
-    "explain", "flat_neuron_index", "get_method", "methods_for", "unsupported_reason",
+    "FAMILIES", "REGISTRY", "TOP_K_CHOICES", "Explanation", "Fitting", "MethodSpec", "Param", "Selection", "Target",
+    "common_methods", "explain", "flat_neuron_index", "get_method", "methods_for", "ready_methods",
+    "unsupported_reason",
 ]

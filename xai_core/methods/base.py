@@ -11,7 +11,7 @@ iterate over :data:`REGISTRY`, and the README's method table is generated from i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -103,6 +103,26 @@ SupportFn = Callable[["ModelBundle"], "str | None"]
 
 
 @dataclass(frozen=True)
+class Fitting:
+    """A method that learns something from data, once per model, before it can run (PatternNet's signal patterns).
+
+    ``param`` names the method parameter choosing what is fitted (e.g. the pattern ``estimator``); the callables
+    take the bundle, the model key the result is saved under, and that parameter's value.
+    """
+
+    what: str  #: what is learnt, in words ("signal patterns")
+    param: str
+    #: ``is_fitted(bundle, model_key, variant)``: True once fitted (registered, or saved on disk and loaded)
+    is_fitted: Callable[[ModelBundle, str, str], bool]
+    #: ``fit(bundle, model_key, batches, total, variant, progress)``: fit on batches of model-sized images
+    fit: Callable[[ModelBundle, str, Iterable[np.ndarray], int | None, str, Callable[[int, int], None] | None], Any]
+    #: ``training_images(bundle)``: ``(name, images)`` a demo model fits on, or None (the user brings data)
+    training_images: Callable[[ModelBundle], tuple[str, np.ndarray] | None]
+    #: ``batches(images)``: an array of images as the batches ``fit`` takes
+    batches: Callable[[np.ndarray], Iterable[np.ndarray]]
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """An explanation method.
 
@@ -120,6 +140,7 @@ class MethodSpec:
     relevance : True for relevance redistribution (LRP, Deep Taylor): the map's total should be about the
         explained score, and :func:`~xai_core.methods.explain.explain` warns when it is far from it.
     run, support : the implementation and the static support check.
+    fitting : set for methods that must learn from data first (see :class:`Fitting`); pages then offer the fit.
     """
 
     id: str
@@ -137,6 +158,7 @@ class MethodSpec:
     support: SupportFn | None = None
     innvestigate_name: str | None = None
     augment_param: str | None = None
+    fitting: Fitting | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def augmentation(self, params: dict[str, Any]) -> int:
@@ -151,6 +173,32 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
+
+    def initial_params(self) -> dict[str, Any]:
+        """The values a parameter form starts with, typed (``None`` = auto, e.g. the automatic layer): a grid of
+        methods at their defaults shares its cached maps with a page whose form was left untouched."""
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.kind == "layer" or p.default is None:
+                out[p.name] = None
+            elif p.kind == "choice":
+                out[p.name] = p.default
+            elif p.kind == "bool":
+                out[p.name] = bool(p.default)
+            else:
+                out[p.name] = int(p.default) if p.kind == "int" else float(p.default)
+        return out
+
+    def fit_variant(self, params: dict[str, Any]) -> str:
+        """What this method's :attr:`fitting` fits for ``params`` (its ``param`` value, or the default)."""
+        if self.fitting is None:
+            raise InvalidParameterError(f"{self.label} needs no fitting.")
+        value = params.get(self.fitting.param)
+        return str(self.param(self.fitting.param).default if value is None else value)
+
+    def ready(self, bundle: ModelBundle, model_key: str, params: dict[str, Any] | None = None) -> bool:
+        """True when the method can run now: it needs no fitting, or it has been fitted for ``model_key``."""
+        return self.fitting is None or self.fitting.is_fitted(bundle, model_key, self.fit_variant(params or {}))
 
     def resolve_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults overlaid with ``params``, each validated; unknown names are an error."""
@@ -203,7 +251,7 @@ def unsupported_reason(bundle: ModelBundle, method_id: str) -> str | None:
         except Exception as exc:  # a support probe must never crash a page
             return f"{spec.label} cannot analyse this model: {exc}"
 
-    failed = bundle._cache.get(("failed", method_id))
+    failed = bundle.peek(("failed", method_id))
     if failed:
         return failed
     return bundle.cached(("support", method_id), check)
@@ -211,13 +259,27 @@ def unsupported_reason(bundle: ModelBundle, method_id: str) -> str | None:
 
 def mark_unsupported(bundle: ModelBundle, method_id: str, reason: str) -> None:
     """Remember that building ``method_id`` failed on ``bundle`` so pages stop offering it."""
-    with bundle.scope():
-        bundle._cache[("failed", method_id)] = reason
+    bundle.store(("failed", method_id), reason)
 
 
 def methods_for(bundle: ModelBundle) -> dict[str, MethodSpec]:
     """Registry entries that can run on ``bundle``, in registry order."""
     return {mid: spec for mid, spec in REGISTRY.items() if unsupported_reason(bundle, mid) is None}
+
+
+def common_methods(bundles: Sequence[ModelBundle]) -> dict[str, MethodSpec]:
+    """Methods every model in ``bundles`` can run, in registry (family) order."""
+    return {mid: spec for mid, spec in REGISTRY.items() if all(unsupported_reason(b, mid) is None for b in bundles)}
+
+
+def ready_methods(bundle: ModelBundle, model_key: str) -> tuple[list[str], list[str]]:
+    """``(usable, waiting)``: the methods ``bundle`` supports, split into those that can run now and those that must
+    be fitted first (at their default parameters; pages that offer the fit show the second list)."""
+    usable: list[str] = []
+    waiting: list[str] = []
+    for mid, spec in methods_for(bundle).items():
+        (usable if spec.ready(bundle, model_key) else waiting).append(mid)
+    return usable, waiting
 
 
 def require_supported(bundle: ModelBundle, spec: MethodSpec) -> None:

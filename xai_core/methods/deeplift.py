@@ -183,15 +183,14 @@ def set_mean_image(bundle: ModelBundle, images: np.ndarray) -> np.ndarray:
         raise InvalidParameterError(
             f"The mean image needs images of shape (N, {', '.join(map(str, bundle.input_shape))}); got {images.shape}.")
     mean = images.astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32)
-    with bundle.scope():
-        bundle._cache[("deeplift", "mean")] = mean
+    bundle.store(("deeplift", "mean"), mean)
     return mean
 
 
 def mean_image(bundle: ModelBundle) -> np.ndarray:
     """The raw mean image ``(1, H, W, C)``: registered with :func:`set_mean_image`, or for a demo model the mean of
     its training split (registered on first use). Otherwise a readable error."""
-    mean = bundle._cache.get(("deeplift", "mean"))
+    mean = bundle.peek(("deeplift", "mean"))
     if mean is not None:
         return mean
     from xai_core.methods.patterns import training_images

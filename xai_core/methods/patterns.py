@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError
-from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.methods.base import Fitting, MethodSpec, Param, Selection, register
 from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 ESTIMATORS = ("relu", "linear")
@@ -356,13 +356,12 @@ def register_patterns(bundle: ModelBundle, patterns: Patterns) -> None:
     shapes = {name: tuple(a.shape) for name, a in patterns.layers.items()}
     if shapes != kernels:
         raise InvalidParameterError(f"The patterns do not match the layers of '{bundle.name}': fit them again.")
-    with bundle.scope():
-        bundle._cache[("patterns", patterns.estimator)] = patterns
+    bundle.store(("patterns", patterns.estimator), patterns)
 
 
 def registered_patterns(bundle: ModelBundle, estimator: str = "relu") -> Patterns | None:
     """The patterns registered for ``bundle`` with ``estimator``, or None."""
-    return bundle._cache.get(("patterns", estimator))
+    return bundle.peek(("patterns", estimator))
 
 
 def cache_dir() -> Path:
@@ -459,14 +458,14 @@ def _load_variables(bundle: ModelBundle, estimator: str) -> None:
             "and they have not been fitted yet: fit patterns on images like the ones you explain first "
             "(the Visualize page offers a 'Fit patterns' button; in code: xai_core.methods.patterns.fit_and_cache)."
         )
-    if bundle._cache.get(("pattern_loaded", estimator)) is patterns:
+    if bundle.peek(("pattern_loaded", estimator)) is patterns:
         return
     variables = _pattern_variables(bundle, estimator)
     with bundle.scope():
-        if bundle._cache.get(("pattern_loaded", estimator)) is not patterns:
+        if bundle.peek(("pattern_loaded", estimator)) is not patterns:
             bundle.session.run([assign for _, _, assign in variables.values()],
                                {ph: patterns.layers[name] for name, (_, ph, _) in variables.items()})
-            bundle._cache[("pattern_loaded", estimator)] = patterns
+            bundle.store(("pattern_loaded", estimator), patterns)
 
 
 def _backward_graph(bundle: ModelBundle, method: str, estimator: str, layer: str | None) -> tuple[Any, Any]:
@@ -525,6 +524,17 @@ def _pattern_attribution(bundle: ModelBundle, x: np.ndarray, selection: Selectio
     return _run("attribution", bundle, x, selection, estimator=estimator)
 
 
+def _is_fitted(bundle: ModelBundle, model_key: str, estimator: str) -> bool:
+    return cached_patterns(bundle, model_key, estimator) is not None
+
+
+FITTING = Fitting(
+    what="signal patterns", param="estimator", is_fitted=_is_fitted,
+    fit=lambda bundle, key, batches, total, estimator, progress: fit_and_cache(
+        bundle, key, batches, total, estimator, progress),
+    training_images=training_images, batches=image_batches,
+)
+
 _SPECS = [
     MethodSpec(
         id="pattern.net", label="PatternNet", family="Pattern",
@@ -532,7 +542,7 @@ _SPECS = [
                 "instead of the weights: what the explained neuron responds to, with the distractors filtered out.",
         caveat="Needs patterns fitted on data once per model; shows a signal estimate, not a contribution (it does "
                "not add up to the score), and patterns fitted on few or unlike images are unreliable.",
-        reference=_REF, params=(ESTIMATOR,), run=_pattern_net, support=pattern_support,
+        reference=_REF, params=(ESTIMATOR,), run=_pattern_net, support=pattern_support, fitting=FITTING,
     ),
     MethodSpec(
         id="pattern.attribution", label="PatternAttribution", family="Pattern",
@@ -541,6 +551,7 @@ _SPECS = [
         caveat="Needs patterns fitted on data once per model; the map depends on that data (fit on images like "
                "the ones you explain). Not a local gradient: it can credit pixels the score is insensitive to.",
         reference=_REF, params=(ESTIMATOR,), run=_pattern_attribution, support=pattern_support,
+        fitting=FITTING,
     ),
 ]
 

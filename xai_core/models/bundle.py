@@ -211,6 +211,19 @@ class ModelBundle:
     def is_cached(self, key: Hashable) -> bool:
         return key in self._cache
 
+    def peek(self, key: Hashable, default: Any = None) -> Any:
+        """The value cached under ``key``, or ``default`` (never builds; read without the lock)."""
+        return self._cache.get(key, default)
+
+    def store(self, key: Hashable, value: Any, *, lock: bool = True) -> None:
+        """Cache ``value`` under ``key`` (under the model's lock unless ``lock=False``: a value computed outside
+        the lock, whose store must not wait for a long build to finish)."""
+        if lock:
+            with self.scope():
+                self._cache[key] = value
+        else:
+            self._cache[key] = value
+
     # ------------------------------------------------------------------ shape facts
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -272,6 +285,18 @@ class ModelBundle:
     @property
     def output_layer(self) -> LayerInfo:
         return self.layers[-1]
+
+    def summary(self) -> str:
+        """One compact Markdown line: name, input, parameters, layers, classes, preprocessing (and why it was
+        chosen, marked when it is a guess), source."""
+        why = self.info.get("preprocessing_reason")
+        pre = f"preprocessing *{self.preprocessing.name}* ({self.preprocessing.description or 'custom'})"
+        line = (f"**{self.name}** · input {'×'.join(map(str, self.input_shape))} · {self.num_params:,} parameters · "
+                f"{len(self.layers)} layers · {self.num_classes} classes · {pre} · {self.source or 'unknown source'}")
+        if why:
+            guess = "⚠️ " if not self.info.get("preprocessing_certain", True) else ""
+            line += f"  \n{guess}Preprocessing {why}"
+        return line
 
     def spatial_layers(self) -> list[LayerInfo]:
         """Layers with an ``(H, W, C)`` output, H, W > 1 (not the input): Grad-CAM candidates."""

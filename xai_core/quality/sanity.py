@@ -203,8 +203,9 @@ def cascading_randomization(
     targets = predicted_classes(bundle, images) if targets is None else np.asarray(targets, np.int64)
     key = ("quality.sanity", method_id, repr(sorted(resolved.items())), digest(images, targets), seed, absolute,
            max_steps, float(threshold))
-    if key in bundle._cache:
-        return bundle._cache[key]
+    known = bundle.peek(key)
+    if known is not None:
+        return known
     layers = weighted_layers(bundle)
     points = cascade_points(len(layers), max_steps)
     original = class_maps(bundle, method_id, images, targets, resolved)
@@ -226,7 +227,7 @@ def cascading_randomization(
     cascade = float(frame.loc[frame["step"] > 0].groupby("step")["rank_corr"].mean().mean())
     result = SanityResult(bundle.name, method_id, frame, layers, float(threshold), absolute, final, cascade,
                           bool(cascade > threshold))
-    bundle._cache[key] = result  # a plain dict store: computing never held the model's lock
+    bundle.store(key, result, lock=False)  # computing never held the model's lock
     return result
 
 

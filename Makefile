@@ -1,6 +1,6 @@
 # XAI Lens. On a fresh Linux machine with Python 3.11 the two commands are:
 #   make run     create .venv, install requirements.txt, start the app
-#   make test    also install requirements-dev.txt, run the pytest suite and ruff
+#   make test    also install requirements-dev.txt, run the pytest suite, ruff and mypy
 # Installs are skipped when the stamp files in .venv are newer than the requirements files.
 
 VENV        := .venv
@@ -18,10 +18,12 @@ test: $(VENV)/.dev
 	@status=0; \
 	$(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	$(VENV)/bin/ruff check . || status=$$?; \
+	$(PY) -m mypy || status=$$?; \
 	exit $$status
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 bench: $(VENV)/.runtime
 	@for f in bench/*.py; do [ -e "$$f" ] || { echo "no bench/*.py yet"; break; }; echo "== $$f"; $(PY) "$$f" || exit 1; done

@@ -8,34 +8,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.router import through_router  # isort: skip
-from pages.common import (
-    MAX_IMAGES,
-    common_methods,
-    dataset_picker,
-    dataset_predictions,
-    default_params,
-    display_input,
-    display_settings,
-    explain_grid,
-    gallery,
-    image_picker,
-    init_state,
-    keep_valid,
-    loaded_models,
-    method_section,
-    model_choices,
-    model_input,
-    model_picker,
-    page_header,
-    patterns_ready,
-    pick_cards,
-    picked_images,
-    run_safely,
-)
+from ui.router import through_router  # isort: skip
+from ui.cache import dataset_predictions, display_input, gallery, model_input
+from ui.explanations import explain_grid
+from ui.feedback import run_safely
+from ui.page import page_header
+from ui.state import init_state, keep_valid
+from ui.widgets.datasets import dataset_picker
+from ui.widgets.display import display_settings
+from ui.widgets.fitting import fitting_ready
+from ui.widgets.images import MAX_IMAGES, image_picker, pick_cards, picked_images
+from ui.widgets.method import method_section
+from ui.widgets.models import loaded_models, model_picker, model_select
+from ui.widgets.typed import radio, segmented
 from xai_core.analysis import agreement as ag
 from xai_core.data.inputs import unique
-from xai_core.methods import Target
+from xai_core.methods import Target, common_methods
 from xai_core.viz.agreement_charts import accuracy_chart, agreement_chart, selected_pair
 from xai_core.viz.exports import predictions_csv, slug
 from xai_core.viz.prediction_charts import predictions_frame
@@ -58,12 +46,13 @@ page_header(PAGE, "Compare Models",
             "Several models explained by one method, or one model by several methods, on the same images — and "
             "how far their maps agree. Click a cell of the agreement matrix to see where a pair differs.")
 init_state(f"{PAGE}.mode", "models")
-mode = st.segmented_control("Compare", list(MODES), format_func=MODES.get, key=f"{PAGE}.mode", required=True)
+mode = segmented("Compare", list(MODES), labels=MODES, key=f"{PAGE}.mode")
 
 col_images, col_setup = st.columns([3, 2], gap="large")
 with col_images:
     st.subheader("Images")
-    items = unique([*image_picker(PAGE, default=DEFAULT_IMAGES), *picked_images(PAGE)])[:MAX_IMAGES]
+    picked = image_picker(PAGE, default=DEFAULT_IMAGES)
+    items, fit = unique([*picked.items, *picked_images(PAGE)])[:MAX_IMAGES], picked.fit
 with col_setup:
     if mode == "models":
         st.subheader("Models")
@@ -76,9 +65,7 @@ with col_setup:
         names = ag.short_names([b.name for b in bundles.values()])
     else:
         st.subheader("Model and methods")
-        choices = model_choices()
-        keep_valid(f"{PAGE}.grid_model", list(choices), "demo:digits_cnn")
-        key = st.selectbox("Model", list(choices), format_func=choices.get, key=f"{PAGE}.grid_model")
+        key = model_select(PAGE, "grid_model", "demo:digits_cnn")
         bundles = loaded_models([key])
         allowed = common_methods(list(bundles.values()))
         init_state(f"{PAGE}.methods", [m for m in FAST_METHODS if m in allowed])
@@ -88,32 +75,31 @@ with col_setup:
         if not bundles or len(ids) < 2:
             st.info("Choose a model that loads and at least two methods.", icon=":material/info:")
             st.stop()
-        columns = [(key, allowed[m], default_params(allowed[m])) for m in ids]
+        columns = [(key, allowed[m], allowed[m].initial_params()) for m in ids]
         target, names = Target.predicted(), [allowed[m].label for m in ids]
 if not items:
     st.info("Choose at least one image.", icon=":material/info:")
     st.stop()
 if mode == "models":
-    spec, params, target = method_section(PAGE, allowed, list(bundles.values()))
+    choice = method_section(PAGE, allowed, list(bundles.values()))
+    spec, params, target = choice.spec, choice.params, choice.target
     columns = [(key, spec, params) for key in bundles]
 
 signed = {n: spec.signed for n, (_, spec, _) in zip(names, columns)}
 init_state(f"{PAGE}.view", "overlay")
 init_state(f"{PAGE}.norm", "percentile")  # sparse LRP maps stay visible beside others
 disp = display_settings(PAGE, any(signed.values()))
-fit = st.session_state[f"{PAGE}.fit"]
-if not patterns_ready(PAGE, [(key, bundles[key], params["estimator"]) for key, spec, params in columns
-                             if spec.family == "Pattern"],
-                      lambda b: np.concatenate([model_input(i, b, fit)[1] for i in items])):
-    st.stop()  # PatternNet / PatternAttribution learn their patterns from data first, once per model
-results = explain_grid(columns, items, target, fit)
+if not fitting_ready(PAGE, [(key, bundles[key], spec, params) for key, spec, params in columns],
+                     lambda b: np.concatenate([model_input(i, b, fit)[1] for i in items])):
+    st.stop()  # a method that learns from data (PatternNet's patterns) does so once per model, first
+grid = explain_grid(columns, items, target, fit)
 size = ag.display_size([bundles[key].input_size for key, _, _ in columns])
 pictures = [display_input(item, size, fit) for item in items]
-maps = {n: [ag.resize_maps(c.expl.maps[0, 0], size) if c.expl is not None else None for c in cells]
-        for n, cells in zip(names, results)}
+maps = {n: [None if m is None else ag.resize_maps(m, size) for m in column.first_maps()]
+        for n, column in zip(names, grid)}
 norms = {n: ag.normalize_set(ms, signed[n], disp.norm, disp.percentile, disp.shared) for n, ms in maps.items()}
-for n, cells in zip(names, results):
-    for message in dict.fromkeys(m for c in cells for m in ([c.error] if c.error else c.expl.warnings)):
+for n, column in zip(names, grid):
+    for message in column.messages():
         st.warning(f"**{n}:** {message}", icon=":material/warning:")
 
 # ------------------------------------------------------------------------------------------- the grid
@@ -125,19 +111,20 @@ for col, text in zip(st.columns(widths), ["**Image**", *(f"**{n}**" for n in nam
 grid_rows, grid_captions = [], []
 for i, item in enumerate(items):
     row_cols = st.columns(widths)
-    first = results[0][i].probs
+    first = grid[0].cells[i].probs
     note = "" if mode == "models" else f" · predicted {bundles[columns[0][0]].class_names[first.argmax()]} " \
                                         f"({first.max():.0%})"
     row, captions = [upscale(pictures[i], 224)], [f"{item.name}{note}"]
     row_cols[0].image(row[0], caption=captions[0], width="stretch")
-    for col, n, cells, (key, _, _) in zip(row_cols[1:], names, results, columns):
-        cell = cells[i]
+    for col, n, column in zip(row_cols[1:], names, grid):
+        cell, key = column.cells[i], column.model_key
         top = int(cell.probs.argmax())
         text = f"{bundles[key].class_names[top]} · {cell.probs[top]:.0%}" if mode == "models" else n
-        if cell.expl is None:
+        shown = norms[n][i]
+        if cell.expl is None or shown is None:
             col.error("no map", icon=":material/error:")
             continue
-        for kind, tile in map_tiles(pictures[i], norms[n][i], any(signed.values()), disp.cmap, disp.alpha, disp.view):
+        for kind, tile in map_tiles(pictures[i], shown, any(signed.values()), disp.cmap, disp.alpha, disp.view):
             col.image(tile, caption=f"{text} ({kind})" if disp.view == "heatmap + overlay" else text, width="stretch")
             row.append(tile)
             captions.append(f"{n}: {text}" if mode == "models" else f"{text} ({kind})")
@@ -150,7 +137,8 @@ c_k, c_by = st.columns(2)
 init_state(f"{PAGE}.k", 10)
 k = c_k.slider("Top-k: % of pixels that count as most relevant", 1, 50, key=f"{PAGE}.k")
 init_state(f"{PAGE}.by", "abs")
-by = c_by.radio("Rank pixels by", list(ag.RANK_BY), format_func=ag.RANK_BY.get, key=f"{PAGE}.by", horizontal=True)
+by: ag.RankBy = radio("Rank pixels by", list(ag.RANK_BY), labels=ag.RANK_BY, key=f"{PAGE}.by", horizontal=True,
+                      where=c_by)
 frame = ag.agreement_frame(maps, [item.name for item in items], k, by)
 matrix = ag.matrix_frame(frame, names)
 st.altair_chart(agreement_chart(matrix, cell=64 if len(names) <= 4 else 48), key=f"{PAGE}.agree",
@@ -169,9 +157,10 @@ st.markdown(f"**{a} − {b}**: red where *{a}* puts more relevance, blue where *
 cmap = disp.cmap if disp.cmap in DIVERGING_CMAPS else DIVERGING_CMAPS[0]
 diff_cols = st.columns(max(4, min(len(items), 6)))
 for i, item in enumerate(items):
-    if maps[a][i] is None or maps[b][i] is None:
+    map_a, map_b = maps[a][i], maps[b][i]
+    if map_a is None or map_b is None:
         continue
-    diff = ag.difference_map(maps[a][i], maps[b][i], signed[a], signed[b], disp.norm, disp.percentile)
+    diff = ag.difference_map(map_a, map_b, signed[a], signed[b], disp.norm, disp.percentile)
     peak = float(np.abs(diff).max())  # drawn on its own scale (small differences stay visible); peak in the caption
     kind, tile = map_tiles(pictures[i], diff / (peak or 1.0), True, cmap, disp.alpha, disp.view)[-1]
     diff_cols[i % len(diff_cols)].image(tile, caption=f"{item.name} ({kind}, largest |difference| {peak:.2f})",
@@ -186,8 +175,8 @@ d1.download_button("Grid (PNG)", data=lambda: png_bytes(compose_grid(grid_rows, 
 numbers = frame.assign(top_k_percent=k, rank_by=by, method=", ".join(s.label for _, s, _ in columns), fit=fit)
 d2.download_button("Agreement (CSV)", data=numbers.to_csv(index=False).encode("utf-8"), file_name=f"{stem}.csv",
                    mime="text/csv", icon=":material/table:", width="stretch")
-frames = [predictions_frame(np.stack([c.probs for c in cells]), bundles[key].class_names, disp.top_k,
-                            [item.name for item in items], n) for n, cells, (key, _, _) in zip(names, results, columns)]
+frames = [predictions_frame(np.stack([c.probs for c in column.cells]), column.bundle.class_names, disp.top_k,
+                            [item.name for item in items], n) for n, column in zip(names, grid)]
 d3.download_button("Predictions (CSV)", data=partial(predictions_csv, frames), file_name=f"{stem}_predictions.csv",
                    mime="text/csv", icon=":material/table:", width="stretch")
 
@@ -207,7 +196,7 @@ group, labels = ag.evaluation_group(dataset, class_lists)
 if others := [n for n in names if n not in group]:
     st.caption(f"Not evaluated (their classes differ from the data set's or the first model's): {', '.join(others)}.")
 predicted = {n: p for n, k in zip(names, bundles) if n in group and (
-    p := run_safely(lambda k=k: dataset_predictions(k, dataset, fit), f"{n} on the data set")) is not None}
+    p := run_safely(partial(dataset_predictions, k, dataset, fit), f"{n} on the data set")) is not None}
 if not predicted:
     st.stop()
 st.altair_chart(accuracy_chart(ag.accuracy_frame(predicted, labels)), width="stretch")

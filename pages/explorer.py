@@ -3,29 +3,27 @@ maximally activating images and deep dream, each view linked to the images behin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
-from pages.router import through_router  # isort: skip
-from pages.common import (
-    dataset_picker,
-    dataset_stats,
-    dataset_thumbnails,
-    explain_button,
-    get_model,
-    image_cards,
-    init_state,
-    keep_valid,
-    model_choices,
-    page_header,
-    run_safely,
-    tsne_embedding,
-)
+from ui.router import through_router  # isort: skip
+from ui.cache import dataset_stats, tsne_embedding
+from ui.feedback import progress, run_safely
+from ui.page import page_header
+from ui.state import init_state, keep_valid
+from ui.widgets.datasets import dataset_picker, explain_button, image_cards
+from ui.widgets.models import loaded_models, model_select
+from ui.widgets.typed import segmented, select
 from xai_core.analysis.explore import activations as act
 from xai_core.analysis.explore import embedding, metrics
-from xai_core.analysis.explore.dream import dream
-from xai_core.data.dataset import model_labels
+from xai_core.analysis.explore.dream import Kind, dream
+from xai_core.data.dataset import Dataset
 from xai_core.data.images import to_display
+from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import default_demo_model_id
 from xai_core.viz import explore_charts as charts
 from xai_core.viz.render import png_bytes, png_data_url, upscale
@@ -33,6 +31,7 @@ from xai_core.viz.render import png_bytes, png_data_url, upscale
 PAGE = "explorer"
 TABS = ["Accuracy", "Confusion", "t-SNE", "Activations", "Max activating", "Deep dream"]
 TOOLTIP_THUMBS = 1000  # t-SNE points get a hover thumbnail up to this many
+PASS_TABS = ("Accuracy", "Confusion", "t-SNE", "Max activating")  # the tabs fed by the batched pass
 
 through_router()
 page_header(PAGE, "Dataset Explorer",
@@ -40,60 +39,75 @@ page_header(PAGE, "Dataset Explorer",
             "channels respond to, and images synthesised to excite them. Click a cell or a point to see the images "
             "behind it; **Explain** opens one in Visualize.")
 
-col_data, col_model = st.columns([3, 2], gap="large")
-with col_data:
-    dataset = dataset_picker(PAGE)
-with col_model:
-    choices = model_choices()
-    keep_valid(f"{PAGE}.model", list(choices), f"demo:{default_demo_model_id()}")
-    key = st.selectbox("Model", list(choices), format_func=choices.get, key=f"{PAGE}.model")
-    bundle = run_safely(lambda: get_model(key), f"Loading {choices[key]}")
-    if bundle is not None:
-        names = [info.name for info in bundle.layers if not info.is_input]
-        convs = [n for n in act.spatial_layers(bundle) if "Conv" in bundle.layer(n).kind] or names
-        keep_valid(f"{PAGE}.layer", names, convs[-1])
-        layer = st.selectbox("Layer", names, key=f"{PAGE}.layer", format_func=lambda n: bundle.layer(n).label(),
-                             help="Feeds the t-SNE map, the channel activations and the maximally activating images.")
-if dataset is None or bundle is None:
-    st.info("Choose a data set and a model that loads.", icon=":material/info:")
-    st.stop()
 
-PASS_TABS = ("Accuracy", "Confusion", "t-SNE", "Max activating")  # the tabs fed by the batched pass
-init_state(f"{PAGE}.tab", TABS[0])
-tab_name = st.session_state[f"{PAGE}.tab"] if st.session_state.get(f"{PAGE}.tab") in TABS else TABS[0]
-send = {"models": [key]}
-if tab_name in PASS_TABS:
-    result = run_safely(lambda: dataset_stats(key, dataset, (layer,)), f"Running {bundle.name} over {dataset.name}")
-    if result is None:
+@dataclass(frozen=True)
+class Scope:
+    """What every tab works on: the model, the data set, the chosen layer, and (for the pass-fed tabs) the pass."""
+
+    key: str
+    bundle: ModelBundle
+    dataset: Dataset
+    layer: str
+    layer_names: list[str]
+    view: metrics.PassView | None
+
+    @property
+    def send(self) -> dict[str, Any]:
+        return {"models": [self.key]}
+
+    @property
+    def pass_view(self) -> metrics.PassView:
+        assert self.view is not None, "a pass-fed tab runs only with the pass"
+        return self.view
+
+    def fitted(self, indices: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
+        """Model-sized uint8 images of data set ``indices`` (unreadable ones are missing)."""
+        return self.dataset.model_images(indices, self.bundle.input_size, self.bundle.channels)
+
+
+def choose() -> Scope:
+    """The data set, model and layer pickers; stops the page until both load. Runs the pass for the open tab."""
+    col_data, col_model = st.columns([3, 2], gap="large")
+    with col_data:
+        dataset = dataset_picker(PAGE)
+    with col_model:
+        key = model_select(PAGE, "model", f"demo:{default_demo_model_id()}")
+        bundle = loaded_models([key]).get(key)
+        if bundle is not None:
+            names = [info.name for info in bundle.layers if not info.is_input]
+            convs = [n for n in act.spatial_layers(bundle) if "Conv" in bundle.layer(n).kind] or names
+            keep_valid(f"{PAGE}.layer", names, convs[-1])
+            layer = str(st.selectbox("Layer", names, key=f"{PAGE}.layer", format_func=lambda n: bundle.layer(n).label(),
+                                     help="Feeds the t-SNE map, the channel activations and the maximally "
+                                          "activating images."))
+    if dataset is None or bundle is None:
+        st.info("Choose a data set and a model that loads.", icon=":material/info:")
         st.stop()
-    labels, unmatched = model_labels(dataset, bundle.class_names)
-    pred = metrics.Predictions.from_pass(result, labels, bundle.class_names, dataset.ids)
-    stats = result.layers[layer]
-    labelled = bool(pred.labeled.any())
-    scores = metrics.scores_frame(pred, class_columns=pred.num_classes <= 20)
-    by_index = scores.set_index("index")
-    if unmatched:
-        st.warning(f"{len(unmatched)} class folder(s) match no class of {bundle.name} and count as unlabelled: "
-                   f"{', '.join(unmatched[:8])}{' …' if len(unmatched) > 8 else ''}.", icon=":material/warning:")
-    if result.failed:
-        st.warning(f"{len(result.failed)} image(s) could not be read and are left out.", icon=":material/warning:")
+    view = None
+    if open_tab() in PASS_TABS:
+        result = run_safely(lambda: dataset_stats(key, dataset, (layer,)), f"Running {bundle.name} over {dataset.name}")
+        if result is None:
+            st.stop()
+        view = metrics.pass_view(result, dataset, bundle.class_names, layer)
+        if view.unmatched:
+            st.warning(f"{len(view.unmatched)} class folder(s) match no class of {bundle.name} and count as "
+                       f"unlabelled: {', '.join(view.unmatched[:8])}{' …' if len(view.unmatched) > 8 else ''}.",
+                       icon=":material/warning:")
+        if result.failed:
+            st.warning(f"{len(result.failed)} image(s) could not be read and are left out.", icon=":material/warning:")
+    return Scope(key, bundle, dataset, layer, names, view)
 
 
-def describe(indices) -> list[str]:
-    rows = by_index.loc[list(indices)]
-    return [f"{r.id}  \n{'true ' + r.true + ' · ' if r.true else ''}predicted {r.predicted} ({r.confidence:.0%})"
-            for r in rows.itertuples()]
-
-
-def fitted(indices) -> dict[int, np.ndarray]:
-    """Model-sized uint8 images of data set ``indices`` (unreadable ones are missing)."""
-    return {int(i): img for b in dataset.batches(bundle.input_size, bundle.channels, indices=list(indices))
-            for i, img in zip(b.indices, b.images)}
+def open_tab() -> str:
+    init_state(f"{PAGE}.tab", TABS[0])
+    return st.session_state[f"{PAGE}.tab"] if st.session_state.get(f"{PAGE}.tab") in TABS else TABS[0]
 
 
 # ------------------------------------------------------------------------------------------- accuracy
-def accuracy() -> None:
-    if labelled:
+def accuracy(s: Scope) -> None:
+    view, dataset, send = s.pass_view, s.dataset, s.send
+    pred, scores, describe = view.pred, view.scores, view.describe
+    if view.labelled:
         table = metrics.per_class_table(pred)
         m1, m2, m3 = st.columns(3)
         m1.metric("Accuracy", f"{metrics.overall_accuracy(pred):.1%}")
@@ -114,14 +128,16 @@ def accuracy() -> None:
                           selection_mode="single-row", column_config={
                               "confidence": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                             max_value=1)})
-    if picked.selection.rows:
-        i = int(scores["index"].iloc[picked.selection.rows[0]])
+    if rows := picked["selection"]["rows"]:
+        i = int(scores["index"].iloc[rows[0]])
         image_cards(PAGE, "score", dataset, [i], describe([i]), send=lambda _: send)
 
 
 # ------------------------------------------------------------------------------------------- confusion
-def confusion() -> None:
-    if not labelled:
+def confusion(s: Scope) -> None:
+    view, dataset, send = s.pass_view, s.dataset, s.send
+    pred, describe = view.pred, view.describe
+    if not view.labelled:
         st.info("A confusion matrix needs labelled images.", icon=":material/info:")
     else:
         cm = metrics.confusion_frame(pred, present_only=pred.num_classes > 20)
@@ -136,7 +152,10 @@ def confusion() -> None:
 
 
 # ------------------------------------------------------------------------------------------- t-SNE
-def tsne_map() -> None:
+def tsne_map(s: Scope) -> None:
+    view, dataset, send = s.pass_view, s.dataset, s.send
+    pred, describe = view.pred, view.describe
+    stats, key, layer = view.stats, s.key, s.layer
     features, what = embedding.layer_features(stats)
     top = int(min(50, np.floor(embedding.max_perplexity(min(len(features), embedding.MAX_POINTS)))))
     if top < 2:
@@ -152,7 +171,7 @@ def tsne_map() -> None:
         if emb is not None:
             frame = emb.frame
             if len(frame) <= TOOLTIP_THUMBS:
-                frame = frame.assign(image=[png_data_url(t) for t in dataset_thumbnails(dataset, frame["index"], 48)])
+                frame = frame.assign(image=[png_data_url(t) for t in dataset.thumbnails(frame["index"], 48)])
             event = st.altair_chart(charts.tsne_chart(frame), key=f"{PAGE}.tsne", on_select="rerun")
             sample = f" (a random sample of {emb.total:,})" if emb.subsampled else ""
             st.caption(f"{len(emb.frame):,} images{sample} · {what}, PCA to {emb.dims} dimensions · "
@@ -165,7 +184,8 @@ def tsne_map() -> None:
 
 
 # ------------------------------------------------------------------------------------------- activations
-def activations() -> None:
+def activations(s: Scope) -> None:
+    bundle, dataset, layer, key, fitted = s.bundle, s.dataset, s.layer, s.key, s.fitted
     if len(bundle.layer(layer).output_shape) != 3:
         st.info(f"Layer {layer} has no channel maps: choose a convolutional layer above.", icon=":material/info:")
     else:
@@ -173,7 +193,7 @@ def activations() -> None:
         keep_valid(f"{PAGE}.image", range(len(dataset)), 0)
         i = left.number_input(f"Image (0–{len(dataset) - 1})", 0, len(dataset) - 1, key=f"{PAGE}.image")
         init_state(f"{PAGE}.by", "mean")
-        by = left.segmented_control("Strongest by", ["mean", "max"], key=f"{PAGE}.by", required=True)
+        by: act.Strength = segmented("Strongest by", ["mean", "max"], key=f"{PAGE}.by", where=left)
         image = fitted([i]).get(int(i))
         if image is None:
             left.error(f"Image {i} could not be read.")
@@ -190,7 +210,9 @@ def activations() -> None:
 
 
 # ------------------------------------------------------------------------------------------- max activating
-def max_activating() -> None:
+def max_activating(s: Scope) -> None:
+    bundle, dataset, layer, key, fitted = s.bundle, s.dataset, s.layer, s.key, s.fitted
+    stats, result = s.pass_view.stats, s.pass_view.result
     c1, c2 = st.columns(2)
     keep_valid(f"{PAGE}.channel", range(stats.channels), 0)
     channel = c1.number_input(f"Channel (0–{stats.channels - 1}) of {layer}", 0, stats.channels - 1,
@@ -202,7 +224,8 @@ def max_activating() -> None:
     rf = act.receptive_field(bundle, layer) if spatial else None
     st.caption(f"The {len(ids)} images where {'channel' if spatial else 'unit'} {channel} responds most" + (
         f" (its spatial maximum); beside each, the {rf.size[0]}×{rf.size[1]}-pixel receptive field of the strongest "
-        f"position{'' if rf.exact else ' (approximate: a layer of unknown geometry)'}" if spatial else "") + ".")
+        f"position{'' if rf.exact else ' (approximate: a layer of unknown geometry)'}" if rf is not None else "")
+        + ".")
     images = fitted(ids)
     for start in range(0, len(ids), 4):
         for col, j in zip(st.columns(4), range(start, min(start + 4, len(ids)))):
@@ -217,39 +240,38 @@ def max_activating() -> None:
 
 
 # ------------------------------------------------------------------------------------------- deep dream
-def deep_dream() -> None:
+def deep_dream(s: Scope) -> None:
+    bundle, dataset, layer, names, fitted = s.bundle, s.dataset, s.layer, s.layer_names, s.fitted
     c1, c2, c3 = st.columns(3, gap="large")
     init_state(f"{PAGE}.kind", "channel")
-    kind = c1.segmented_control("Maximise", ["channel", "class"], key=f"{PAGE}.kind", required=True,
-                                format_func={"channel": "a channel", "class": "a class"}.get)
+    kind: Kind = segmented("Maximise", ["channel", "class"], key=f"{PAGE}.kind", where=c1,
+                     labels={"channel": "a channel", "class": "a class"})
+    dream_layer: str | None = None
     if kind == "channel":
         keep_valid(f"{PAGE}.dream_layer", names[:-1], layer if layer in names[:-1] else names[0])
-        dream_layer = c1.selectbox("Layer", names[:-1], key=f"{PAGE}.dream_layer")
+        dream_layer = select("Layer", names[:-1], key=f"{PAGE}.dream_layer", where=c1)
         units = bundle.layer(dream_layer).output_shape[-1]
         keep_valid(f"{PAGE}.unit", range(units), 0)
         index = c1.number_input(f"Channel (0–{units - 1})", 0, units - 1, key=f"{PAGE}.unit")
     else:
-        dream_layer = None
         keep_valid(f"{PAGE}.class", range(bundle.num_classes), 0)
         index = c1.selectbox("Class", range(bundle.num_classes), key=f"{PAGE}.class",
                              format_func=lambda c: f"{bundle.class_names[c]} ({c})")
     init_state(f"{PAGE}.start", "noise")
-    start_from = c2.segmented_control("Start from", ["noise", "image"], key=f"{PAGE}.start", required=True,
-                                      format_func={"noise": "noise", "image": "a data set image"}.get)
+    start_from = segmented("Start from", ["noise", "image"], key=f"{PAGE}.start", where=c2,
+                           labels={"noise": "noise", "image": "a data set image"})
     start_i = c2.number_input(f"Image (0–{len(dataset) - 1})", 0, len(dataset) - 1, key=f"{PAGE}.start_image",
                               disabled=start_from != "image")
     init_state(f"{PAGE}.steps", 96)
     steps = c3.slider("Iterations", 8, 512, step=8, key=f"{PAGE}.steps")
     init_state(f"{PAGE}.octaves", 3)
     octaves = c3.slider("Octaves (coarse → fine)", 1, 4, key=f"{PAGE}.octaves")
-    target = f"{'channel ' + str(index) + ' of ' + dream_layer if kind == 'channel' else bundle.class_names[index]}"
+    target = f"channel {index} of {dream_layer}" if kind == "channel" else bundle.class_names[int(index)]
     if st.button(f"Dream: maximise {target}", type="primary", icon=":material/auto_awesome:", key=f"{PAGE}.dream"):
-        bar = st.progress(0.0, text="Gradient ascent …")
         start_image = fitted([start_i]).get(int(start_i)) if start_from == "image" else None
-        done = run_safely(lambda: dream(bundle, int(index), dream_layer, kind, start=start_image, steps=steps,
-                                        octaves=octaves, progress=lambda d, t: bar.progress(
-                                            d / t, text=f"Gradient ascent: step {d} / {t}")), "Deep dream")
-        bar.empty()
+        with progress("Gradient ascent, step") as update:
+            done = run_safely(lambda: dream(bundle, int(index), dream_layer, kind, start=start_image, steps=steps,
+                                            octaves=octaves, progress=update), "Deep dream")
         if done is not None:
             objective = "Mean activation" if kind == "channel" else "Logit"
             st.session_state[f"{PAGE}.dreamed"] = (f"{bundle.name} · {target}", objective, done)
@@ -270,7 +292,8 @@ def deep_dream() -> None:
                               mime="image/png", icon=":material/download:")
 
 
+scope = choose()
 tabs = st.tabs(TABS, key=f"{PAGE}.tab", on_change="rerun")  # only the open tab runs
-with tabs[TABS.index(tab_name)]:
+with tabs[TABS.index(open_tab())]:
     {"Accuracy": accuracy, "Confusion": confusion, "t-SNE": tsne_map, "Activations": activations,
-     "Max activating": max_activating, "Deep dream": deep_dream}[tab_name]()
+     "Max activating": max_activating, "Deep dream": deep_dream}[open_tab()](scope)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
-from pages.common import demo_model_keys, demo_set, explanation, get_model, params_key, predictions, run_safely
-from pages.router import through_router
+from ui.cache import demo_set, explanation, get_model, predictions
+from ui.feedback import run_safely
+from ui.router import through_router
+from ui.widgets.models import demo_model_keys
+from ui.widgets.typed import select
 from xai_core.data.images import to_display
 from xai_core.methods import FAMILIES, REGISTRY, Target
 from xai_core.viz.prediction_charts import predictions_chart, predictions_frame, selected_class
@@ -33,7 +38,7 @@ st.caption("The demo models were trained on data that ships with the app, so thi
 
 keys = demo_model_keys()
 left, right = st.columns([2, 1])
-model_key = left.selectbox("Demo model", list(keys), format_func=keys.get, key=f"{PAGE}.model")
+model_key = select("Demo model", list(keys), labels=keys, key=f"{PAGE}.model", where=left)
 bundle = run_safely(lambda: get_model(model_key), "Loading the model")
 if bundle is None:
     st.stop()
@@ -65,11 +70,8 @@ map_cols = st.columns(len(SHOWN_METHODS))
 for col, method_id in zip(map_cols, SHOWN_METHODS):
     spec = REGISTRY[method_id]
     params = spec.defaults()
-    result = run_safely(
-        lambda m=method_id, p=params: explanation(model_key, m, image_key, Target.of_class(target_class),
-                                                  params_key(p), image, p),
-        f"{spec.label}",
-    )
+    result = run_safely(partial(explanation, model_key, method_id, image_key, Target.of_class(target_class), params,
+                                image), spec.label)
     if result is None:
         continue
     norm = normalize(result.maps[0, 0], signed=spec.signed, mode="percentile", percentile=99.5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.quality_panel import insensitivity_notes
-from pages.router import through_router
+from ui.router import through_router
+from ui.widgets.trust import insensitivity_notes
 from xai_core.methods import FAMILIES, REGISTRY
 from xai_core.models.canonize import CANONIZATION_NOTE
 

@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.router import through_router  # isort: skip
-from pages.common import (
-    dataset_picker,
-    dataset_stats,
-    dataset_thumbnails,
-    get_model,
-    image_cards,
-    init_state,
-    keep_valid,
-    model_choices,
-    model_picker,
-    page_header,
-    run_safely,
-)
+from ui.router import through_router  # isort: skip
+from ui.cache import dataset_stats
+from ui.feedback import run_safely
+from ui.page import page_header
+from ui.state import init_state, keep_valid
+from ui.widgets.datasets import dataset_picker, image_cards
+from ui.widgets.models import loaded_models, model_choices, model_picker
+from ui.widgets.typed import segmented, select
 from xai_core.analysis.suggest import (
     NEURON_STATS,
+    align_passes,
     consensus_frame,
-    histogram_chart,
     histogram_frame,
     image_frame,
     images_in_bins,
     neuron_values,
     rankings,
-    scatter_chart,
-    selected_bins,
-    selected_points,
 )
 from xai_core.data.dataset import model_labels
 from xai_core.viz.render import png_data_url
+from xai_core.viz.suggest_charts import histogram_chart, scatter_chart, selected_bins, selected_points
 
 PAGE = "suggest"
 TOOLTIP_THUMBS = 2000  # images get a hover thumbnail up to this many points
@@ -49,15 +43,14 @@ col_data, col_models = st.columns([3, 2], gap="large")
 with col_data:
     dataset = dataset_picker(PAGE)
 with col_models:
-    keys = model_picker(PAGE)
-    bundles = {k: b for k in keys if (b := run_safely(lambda k=k: get_model(k), f"Loading {k}")) is not None}
+    bundles = loaded_models(model_picker(PAGE))
 if dataset is None or not bundles:
     st.info("Choose a data set and at least one model.", icon=":material/info:")
     st.stop()
 
 views = {"activations": "Activations of one model", "consensus": "Agreement of several models"}
 init_state(f"{PAGE}.view", "consensus" if len(bundles) > 1 else "activations")
-view = st.segmented_control("View", list(views), format_func=views.get, key=f"{PAGE}.view", required=True)
+view = segmented("View", list(views), labels=views, key=f"{PAGE}.view")
 
 # ------------------------------------------------------------------------------------- one model
 if view == "activations":
@@ -68,12 +61,12 @@ if view == "activations":
     bundle = bundles[key]
     layers = [layer for layer in bundle.layers if not layer.is_input]
     keep_valid(f"{PAGE}.layer", [layer.name for layer in layers], layers[-1].name)
-    layer = c2.selectbox("Layer", [layer.name for layer in layers], key=f"{PAGE}.layer",
-                         format_func=lambda n: bundle.layer(n).label(), help="Default: the last layer (logits).")
+    layer = select("Layer", [layer.name for layer in layers], key=f"{PAGE}.layer", where=c2,
+                   labels=lambda n: bundle.layer(n).label(), help="Default: the last layer (logits).")
     init_state(f"{PAGE}.mode", "layer")
-    mode = c3.segmented_control("Plot", ["layer", "neuron"], key=f"{PAGE}.mode", required=True,
-                                format_func={"layer": "Layer mean", "neuron": "One neuron"}.get)
-    result = run_safely(lambda: dataset_stats(key, dataset, (layer,)), f"Running {bundle.name} over the data set")
+    mode = segmented("Plot", ["layer", "neuron"], key=f"{PAGE}.mode", where=c3,
+                     labels={"layer": "Layer mean", "neuron": "One neuron"})
+    result = run_safely(partial(dataset_stats, key, dataset, (layer,)), f"Running {bundle.name} over the data set")
     if result is None:
         st.stop()
     stats = result.layers[layer]
@@ -90,8 +83,8 @@ if view == "activations":
             st.session_state[ch_key] = 0
         channel = n1.number_input(f"{unit_word} (0–{stats.channels - 1})", 0, stats.channels - 1, key=ch_key)
         init_state(f"{PAGE}.how", "max")
-        how = n2.selectbox("Statistic", list(NEURON_STATS), key=f"{PAGE}.how", format_func=NEURON_STATS.get,
-                           disabled=not spatial, help="Spatial layers: a channel has one neuron per position.")
+        how = select("Statistic", list(NEURON_STATS), key=f"{PAGE}.how", labels=NEURON_STATS, where=n2,
+                     disabled=not spatial, help="Spatial layers: a channel has one neuron per position.")
         position = (0, 0)
         if spatial and how == "unit":
             h, w = stats.shape[0], stats.shape[1]
@@ -116,9 +109,10 @@ if view == "activations":
         sub = info.set_index("index").loc[rows["index"]]
         caps = [f"{r.id}  \n{'label ' + r.label + ' · ' if r.label else ''}predicted {r.prediction} "
                 f"({r.confidence:.0%})  \nvalue {v:.4g}" for r, v in zip(sub.itertuples(), rows["value"])]
+        positions = result.index
         image_cards(PAGE, "hist", dataset, rows["index"], caps, send=lambda i: {
             "models": [key], "layer": layer,
-            "neuron": None if neurons is None else int(neurons[np.searchsorted(result.index, i)])})
+            "neuron": None if neurons is None else int(neurons[np.searchsorted(positions, i)])})
     st.stop()
 
 # ------------------------------------------------------------------------------------- several models
@@ -130,11 +124,10 @@ if any(b.class_names != models[0].class_names for b in models):
     st.error("These models score different classes, so their predictions cannot be compared. Choose models "
              "trained on the same classes (e.g. the two digits models, or ImageNet networks).")
     st.stop()
-passes = [run_safely(lambda k=k: dataset_stats(k, dataset), f"Running {b.name}") for k, b in bundles.items()]
+passes = [run_safely(partial(dataset_stats, k, dataset), f"Running {b.name}") for k, b in bundles.items()]
 if any(p is None for p in passes):
     st.stop()
-common = np.array(sorted(set.intersection(*(set(p.index.tolist()) for p in passes))), dtype=np.int64)
-probs = [p.probs[np.searchsorted(p.index, common)] for p in passes]
+common, probs = align_passes([p for p in passes if p is not None])
 classes = models[0].class_names
 labels, unmatched = model_labels(dataset, classes)
 if not (labels >= 0).any():
@@ -148,7 +141,7 @@ elif unmatched:
 df = consensus_frame(probs, common, classes, labels[common] if (labels >= 0).any() else None)
 df["id"] = [dataset.ids[i] for i in common]
 if len(df) <= TOOLTIP_THUMBS:
-    df["image"] = [png_data_url(t) for t in dataset_thumbnails(dataset, common, 48)]
+    df["image"] = [png_data_url(t) for t in dataset.thumbnails(common, 48)]
 
 chart_col, list_col = st.columns([3, 2], gap="large")
 with chart_col:
@@ -167,7 +160,7 @@ with list_col:
                 "image": st.column_config.ImageColumn("", width="small"), "true_class": "label",
                 "predictions": "models say",
                 "confidence": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-        row_picks += [int(rows["index"].iloc[r]) for r in picked_rows.selection.rows]
+        row_picks += [int(rows["index"].iloc[r]) for r in picked_rows["selection"]["rows"]]
     st.caption("Select a row to see the image in detail.")
 
 

@@ -7,29 +7,20 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from pages.router import through_router  # isort: skip
-from pages.common import (
-    dataset_picker,
-    demo_model_keys,
-    demo_set,
-    get_model,
-    image_cards,
-    init_state,
-    keep_valid,
-    localisation_frame,
-    model_choices,
-    quality_frame,
-    ready_methods,
-    run_safely,
-    sanity_check,
-    send_to_visualize,
-)
+from ui.router import through_router  # isort: skip
+from ui.cache import demo_set, get_model, localisation_frame, quality_frame, sanity_check
+from ui.feedback import run_safely
+from ui.format import label_of
+from ui.state import init_state, keep_valid, open_in_visualize
+from ui.widgets.datasets import dataset_picker, image_cards
+from ui.widgets.models import demo_model_keys, model_select
+from ui.widgets.typed import select
 from xai_core.data.dataset import Dataset, demo_dataset
 from xai_core.data.inputs import make_record
-from xai_core.methods import get_method, methods_for
+from xai_core.methods import methods_for, ready_methods
+from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import DEMO_MODELS
 from xai_core.quality import METRICS, leaderboard, worst_images
-from xai_core.viz.exports import slug
 from xai_core.viz.quality_charts import (
     DATASET_METHOD,
     QUALITY_METHOD,
@@ -44,15 +35,11 @@ LOC_METHODS = ("gradient", "integrated_gradients", "lrp.epsilon", "lrp.sequentia
 SCALE_METHODS = ("gradient", "lrp.epsilon", "gradcam", "random")
 
 
-def label(method_id: str) -> str:
-    return get_method(method_id).label
-
-
-def runnable(bundle, model_key: str) -> list[str]:
+def runnable(bundle: ModelBundle, model_key: str) -> list[str]:
     """The methods that can run on the model now; pattern methods wait until their patterns are fitted."""
     usable, waiting = ready_methods(bundle, model_key)
     if waiting:
-        st.caption(f"{' and '.join(label(m) for m in waiting)} appear here once their patterns are fitted for this "
+        st.caption(f"{' and '.join(label_of(m) for m in waiting)} appear here once their patterns are fitted for this "
                    "model (choose the method on Visualize: it offers the fit, once per model).")
     return usable
 
@@ -75,7 +62,7 @@ def method_choice(name: str, allowed: list[str], defaults: tuple[str, ...]) -> l
     key = f"{PAGE}.{name}.methods"
     init_state(key, [m for m in defaults if m in allowed])
     st.session_state[key] = [m for m in st.session_state[key] if m in allowed]
-    return st.multiselect("Methods", allowed, key=key, format_func=label, placeholder="Choose methods")
+    return st.multiselect("Methods", allowed, key=key, format_func=label_of, placeholder="Choose methods")
 
 
 def worst_block(name: str, model_key: str, dataset: Dataset, frame: pd.DataFrame, methods: list[str],
@@ -83,7 +70,7 @@ def worst_block(name: str, model_key: str, dataset: Dataset, frame: pd.DataFrame
     """The method to inspect (a bar click picks it), its worst images, and a button opening them in Visualize."""
     key = f"{PAGE}.{name}.method"
     keep_valid(key, methods, methods[0])
-    method = st.selectbox("Worst images of", methods, key=key, format_func=label,
+    method = st.selectbox("Worst images of", methods, key=key, format_func=label_of,
                           help="Click a bar of the chart to choose a method.")
     worst = worst_images(frame, method, metric, k=6)
     where = {image_id: i for i, image_id in enumerate(dataset.ids)}
@@ -93,11 +80,8 @@ def worst_block(name: str, model_key: str, dataset: Dataset, frame: pd.DataFrame
                              icon=":material/image_search:"):
         pixels = run_safely(lambda: dataset.read(indices), "Reading the images")
         if pixels is not None:
-            family = get_method(method).family
-            st.session_state["visualize.family"] = family
-            st.session_state[f"visualize.method.{slug(family)}"] = method
-            send_to_visualize([make_record(p, dataset.ids[i]) for i, p in zip(indices, pixels)], models=[model_key],
-                              switch=True)
+            open_in_visualize([make_record(p, dataset.ids[i]) for i, p in zip(indices, pixels)], models=[model_key],
+                              method=method, switch=True)
 
 
 through_router()
@@ -114,7 +98,7 @@ with tab_loc:
     shapes_keys = [f"demo:{m.id}" for m in DEMO_MODELS.values() if m.dataset == "shapes"]
     c1, c2, c3 = st.columns([3, 2, 2])
     keep_valid(f"{PAGE}.loc.model", shapes_keys, shapes_keys[0])
-    loc_model = c1.selectbox("Model", shapes_keys, key=f"{PAGE}.loc.model", format_func=demo_model_keys().get)
+    loc_model = select("Model", shapes_keys, key=f"{PAGE}.loc.model", labels=demo_model_keys(), where=c1)
     init_state(f"{PAGE}.loc.n", 16)
     n_loc = c2.slider("Images", 2, 120, step=2, key=f"{PAGE}.loc.n")
     init_state(f"{PAGE}.loc.margin", 4)
@@ -139,22 +123,23 @@ with tab_sanity:
     keys = list(demo_model_keys())
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     keep_valid(f"{PAGE}.san.model", keys, keys[0])
-    san_model = c1.selectbox("Model", keys, key=f"{PAGE}.san.model", format_func=demo_model_keys().get)
+    san_model = select("Model", keys, key=f"{PAGE}.san.model", labels=demo_model_keys(), where=c1)
     bundle = run_safely(lambda: get_model(san_model), "Loading the model")
     if bundle is not None:
         # pattern methods are left out: each randomised model would need its own patterns fitted
-        allowed = [m for m in methods_for(bundle) if get_method(m).family != "Pattern"]
+        allowed = [m for m, spec in methods_for(bundle).items() if spec.fitting is None]
         keep_valid(f"{PAGE}.san.method", allowed, "guided_backprop" if "guided_backprop" in allowed else allowed[0])
-        method = c2.selectbox("Method", allowed, key=f"{PAGE}.san.method", format_func=label)
+        method = c2.selectbox("Method", allowed, key=f"{PAGE}.san.method", format_func=label_of)
         init_state(f"{PAGE}.san.n", 4)
         n_san = c3.slider("Test images", 1, 16, key=f"{PAGE}.san.n")
         init_state(f"{PAGE}.san.steps", 0)
         max_steps = c4.selectbox("Randomised models", [0, 3, 6], key=f"{PAGE}.san.steps",
                                  format_func=lambda s: "one per layer" if s == 0 else f"{s}, evenly spaced")
         if requested("san", (san_model, method, n_san, max_steps), "Run the sanity check"):
-            images = demo_set(bundle.info["dataset"]).images[:n_san]
-            result = run_safely(lambda: sanity_check(san_model, method, {}, f"{bundle.info['dataset']}/test[:{n_san}]",
-                                                     images, max_steps or None), "Sanity check")
+            demo_name = bundle.info["dataset"]
+            images = demo_set(demo_name).images[:n_san]
+            result = run_safely(partial(sanity_check, san_model, method, {}, f"{demo_name}/test[:{n_san}]", images,
+                                        max_steps or None), "Sanity check")
             if result is not None:
                 (st.warning if result.insensitive else st.success)(result.verdict)
                 st.altair_chart(sanity_chart(result.frame, result.threshold), width="stretch")
@@ -165,9 +150,7 @@ with tab_sanity:
 with tab_scale:
     st.caption("Any metric for several methods over N images of a data set: the mean per method, and the images where "
                "a method does worst. Click a bar (or choose below) to see them and open them in Visualize.")
-    choices = model_choices()
-    keep_valid(f"{PAGE}.ds.model", list(choices), "demo:digits_cnn")
-    ds_model = st.selectbox("Model", list(choices), key=f"{PAGE}.ds.model", format_func=choices.get)
+    ds_model = model_select(PAGE, "ds.model", "demo:digits_cnn")
     dataset = dataset_picker(PAGE)
     bundle = run_safely(lambda: get_model(ds_model), "Loading the model")
     if dataset is not None and bundle is not None:
@@ -184,14 +167,14 @@ with tab_scale:
         init_state(f"{PAGE}.ds.seed", 0)
         seed = c2.number_input("Sample seed", 0, 10_000, key=f"{PAGE}.ds.seed")
         init_state(f"{PAGE}.ds.target", "predicted")
-        target = c3.selectbox("Explain", ["predicted", "label"], key=f"{PAGE}.ds.target",
-                              format_func={"predicted": "predicted class", "label": "labelled class"}.get)
+        target = select("Explain", ["predicted", "label"], key=f"{PAGE}.ds.target", where=c3,
+                        labels={"predicted": "predicted class", "label": "labelled class"})
         init_state(f"{PAGE}.ds.steps", 20)
         steps = c4.select_slider("Deletion steps", [5, 10, 20, 50], key=f"{PAGE}.ds.steps")
         settings = (ds_model, dataset.key, tuple(methods), n_ds, seed, target, steps)
         if methods and requested("ds", settings, f"Score {len(methods)} method(s) on {n_ds} images"):
-            frame = run_safely(lambda: quality_frame(ds_model, dataset, methods, [m.id for m in metrics], n_ds, seed,
-                                                     target=target, steps=steps), "Data-set scale")
+            frame = run_safely(partial(quality_frame, ds_model, dataset, methods, [m.id for m in metrics], n_ds, seed,
+                                       target=target, steps=steps), "Data-set scale")
             if frame is not None and not frame[frame["metric"] == metric].empty:
                 board = leaderboard(frame, metric)
                 chart_key = f"{PAGE}.ds.chart"

@@ -13,7 +13,7 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ info/warning spam in the app log
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 tf.compat.v1.disable_eager_execution()
 tf.get_logger().setLevel(logging.ERROR)

@@ -26,7 +26,7 @@ from xai_core.errors import InvalidParameterError
 from xai_core.viz.render import NormMode, normalize
 
 RankBy = Literal["abs", "signed"]
-RANK_BY: dict[str, str] = {"abs": "magnitude |value|", "signed": "signed value"}
+RANK_BY: dict[RankBy, str] = {"abs": "magnitude |value|", "signed": "signed value"}
 #: Metric ids (column ``metric`` of the agreement frame) → display names.
 METRICS: dict[str, str] = {"spearman": "Spearman ρ", "iou": "top-k IoU"}
 #: ``image`` value of the rows that average over the images.
@@ -41,7 +41,8 @@ def display_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
     """The common size ``(H, W)`` maps of several models are compared and shown at: the largest input (by area)."""
     if not sizes:
         raise ValueError("no sizes given")
-    return tuple(max(sizes, key=lambda s: (s[0] * s[1], s)))  # type: ignore[return-value]
+    h, w = max(sizes, key=lambda s: (s[0] * s[1], s))
+    return h, w
 
 
 def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -54,7 +55,7 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if m.shape[-2:] == (h, w):
         return m.copy()
     flat = m.reshape(-1, *m.shape[-2:])
-    out = np.stack([np.asarray(Image.fromarray(x, mode="F").resize((w, h), Image.BILINEAR)) for x in flat])
+    out = np.stack([np.asarray(Image.fromarray(x, mode="F").resize((w, h), Image.Resampling.BILINEAR)) for x in flat])
     return out.reshape(*m.shape[:-2], h, w).astype(np.float32)
 
 
@@ -200,11 +201,11 @@ def normalize_set(maps: Sequence[np.ndarray | None], signed: bool, mode: NormMod
                   percentile: float = 99.5, shared: bool = False) -> list[np.ndarray | None]:
     """:func:`xai_core.viz.render.normalize` of one column of a grid (maps ``(H, W)`` or None where a map failed):
     each map on its own scale, or ``shared`` by all maps of the column."""
-    ok = [i for i, m in enumerate(maps) if m is not None]
+    ok = [(i, m) for i, m in enumerate(maps) if m is not None]
     out: list[np.ndarray | None] = [None] * len(maps)
     if ok:
-        stacked = normalize(np.stack([maps[i] for i in ok]), signed, mode, percentile, shared=shared)
-        for j, i in enumerate(ok):
+        stacked = normalize(np.stack([m for _, m in ok]), signed, mode, percentile, shared=shared)
+        for j, (i, _) in enumerate(ok):
             out[i] = stacked[j]
     return out
 

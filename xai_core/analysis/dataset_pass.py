@@ -89,6 +89,12 @@ class DatasetPass:
     def confidence(self) -> np.ndarray:
         return self.probs.max(axis=1)
 
+    def predicted_by_position(self, size: int) -> np.ndarray:
+        """Predicted class per data set position ``0 … size − 1`` (int64; −1 where the image was unreadable)."""
+        out = np.full(size, -1, np.int64)
+        out[self.index] = self.predicted
+        return out
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -169,19 +175,28 @@ def dataset_pass(
                            + (f" (e.g. {failed[0][0]}: {failed[0][1]})." if failed else "."))
     cat = {k: np.concatenate(v) for k, v in chunks.items()}
     logits = cat["logits"].astype(np.float32)
+
+    def get(layer: str, stat: str) -> np.ndarray | None:
+        return cat.get(f"{layer}\x00{stat}")
+
+    def need(layer: str, stat: str) -> np.ndarray:
+        value = get(layer, stat)
+        assert value is not None  # _reductions computes it for every layer (channel_argmax: every spatial one)
+        return value
+
     stats = {}
     for info in infos:
-        get = lambda s, n=info.name: cat.get(f"{n}\x00{s}")  # noqa: E731
-        channel_mean = get("channel_mean").astype(np.float32)
-        dense = get("channel_max") is None
-        full = channel_mean if dense else get("full")
+        channel_mean = need(info.name, "channel_mean").astype(np.float32)
+        channel_max = get(info.name, "channel_max")  # None for a dense layer
+        full = channel_mean if channel_max is None else get(info.name, "full")
         stats[info.name] = LayerStats(
             layer=info.name,
             shape=tuple(info.output_shape),
-            mean=get("mean").astype(np.float32),
+            mean=need(info.name, "mean").astype(np.float32),
             channel_mean=channel_mean,
-            channel_max=channel_mean if dense else get("channel_max").astype(np.float32),
-            channel_argmax=np.zeros(channel_mean.shape, np.int32) if dense else get("channel_argmax").astype(np.int32),
+            channel_max=channel_mean if channel_max is None else channel_max.astype(np.float32),
+            channel_argmax=(np.zeros(channel_mean.shape, np.int32) if channel_max is None
+                            else need(info.name, "channel_argmax").astype(np.int32)),
             full=None if full is None else full.astype(np.float32),
         )
     return DatasetPass(model=bundle.name, dataset_key=dataset.key, index=np.concatenate(index),

@@ -189,3 +189,12 @@ def image_frame(result: DatasetPass, ids: Sequence[str], labels: np.ndarray,
         "prediction": names[result.predicted],
         "confidence": result.confidence,
     })
+
+
+def align_passes(passes: Sequence[DatasetPass]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(index, probs)``: the data set positions every pass read (sorted), and each pass's probabilities on
+    exactly those rows (an image unreadable for one model is left out for all)."""
+    if not passes:
+        return np.zeros(0, np.int64), []
+    common = np.array(sorted(set.intersection(*(set(p.index.tolist()) for p in passes))), dtype=np.int64)
+    return common, [p.probs[np.searchsorted(p.index, common)] for p in passes]

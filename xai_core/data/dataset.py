@@ -88,7 +88,7 @@ class Dataset:
         return [self.reader(int(i)) for i in indices]
 
     def batches(self, size: tuple[int, int], channels: int, fit: FitMode = "center-crop", batch_size: int = 32,
-                indices: Sequence[int] | None = None) -> Iterator[Batch]:
+                indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:
         """Yield the images fitted to a model's ``size`` and ``channels``, ``batch_size`` at a time.
 
         Images that cannot be decoded are left out of their batch and recorded in :attr:`failures`.
@@ -123,11 +123,18 @@ class Dataset:
         raw = self.reader(int(i))
         img = Image.fromarray(raw.squeeze(-1) if raw.shape[-1] == 1 else raw).convert("RGB")
         scale = side / max(img.size)
-        resample = Image.NEAREST if scale >= 2 else Image.BILINEAR
+        resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.BILINEAR
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
         return np.asarray(img, dtype=np.uint8)
 
-    def thumbnails(self, indices: Sequence[int], side: int = 96) -> list[np.ndarray]:
+    def model_images(self, indices: Sequence[int] | np.ndarray, size: tuple[int, int], channels: int,
+                     fit: FitMode = "center-crop") -> dict[int, np.ndarray]:
+        """Position → uint8 image ``(H, W, C)`` fitted to a model's input, for ``indices`` (unreadable ones are
+        missing)."""
+        return {int(i): img for b in self.batches(size, channels, indices=[int(i) for i in indices], fit=fit)
+                for i, img in zip(b.indices, b.images)}
+
+    def thumbnails(self, indices: Sequence[int] | np.ndarray, side: int = 96) -> list[np.ndarray]:
         """:meth:`thumbnail` of each of ``indices``; an unreadable image becomes a grey square (never an error)."""
         out = []
         for i in indices:

@@ -102,7 +102,7 @@ def _digits_all() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raw = load_digits()
     small = np.clip(np.rint(raw.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     big = np.stack(
-        [np.asarray(Image.fromarray(im, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.BICUBIC))
+        [np.asarray(Image.fromarray(im, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BICUBIC))
          for im in small]
     )[..., None]
     labels = raw.target.astype(np.int64)
@@ -231,8 +231,8 @@ def _one_shape(rng: np.random.Generator, label: int, size: int) -> tuple[np.ndar
     cx, cy = (float(v) for v in rng.uniform(r + 1, size - r - 2, 2))
     mask_img = Image.new("L", (size, size), 0)
     _draw_shape(ImageDraw.Draw(mask_img), SHAPE_CLASSES[label], cx, cy, r, float(rng.uniform(0, 2 * math.pi)))
-    colour = rng.uniform(*obj_range, size=3)
-    canvas.paste(tuple(int(v) for v in colour), mask=mask_img)
+    obj_colour = rng.uniform(*obj_range, size=3)
+    canvas.paste(tuple(int(v) for v in obj_colour), mask=mask_img)
 
     noise = rng.standard_normal(size=(size, size, 3), dtype=np.float32) * np.float32(6.0)
     img = np.clip(np.asarray(canvas, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
@@ -276,6 +276,7 @@ def make_shapes(n: int, seed: int, size: int = SHAPES_SIZE) -> DemoSet:
 def _shapes_split(split: str) -> DemoSet:
     n, seed = SHAPES_SPLITS[split]
     s = make_shapes(n, seed)
+    assert s.masks is not None  # make_shapes always draws the object masks
     return DemoSet(
         name=f"shapes/{split}",
         images=_readonly(s.images),

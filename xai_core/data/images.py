@@ -25,7 +25,7 @@ MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
 
 FitMode = Literal["stretch", "center-crop", "pad"]
-FIT_MODES: dict[str, str] = {
+FIT_MODES: dict[FitMode, str] = {
     "center-crop": "Crop the centre to the model's aspect ratio, then resize (no distortion, edges may be lost)",
     "pad": "Pad to the model's aspect ratio with black, then resize (nothing lost, black borders)",
     "stretch": "Resize directly (the image is distorted if its aspect ratio differs)",
@@ -86,8 +86,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> LoadedIma
                     )
                 img.load()
                 mode = img.mode
-                img = ImageOps.exif_transpose(img)
-                pixels, note = to_rgb_array(img)
+                upright = ImageOps.exif_transpose(img)
+                pixels, note = to_rgb_array(upright)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -115,11 +115,11 @@ def fit_to_model(pixels: np.ndarray, size: tuple[int, int], channels: int, mode:
     img = Image.fromarray(np.asarray(pixels, dtype=np.uint8).squeeze())
     img = img.convert("RGB")
     if mode == "center-crop":
-        img = ImageOps.fit(img, (w, h), method=Image.BICUBIC)
+        img = ImageOps.fit(img, (w, h), method=Image.Resampling.BICUBIC)
     elif mode == "pad":
-        img = ImageOps.pad(img, (w, h), method=Image.BICUBIC, color=(0, 0, 0))
+        img = ImageOps.pad(img, (w, h), method=Image.Resampling.BICUBIC, color=(0, 0, 0))
     elif mode == "stretch":
-        img = img.resize((w, h), Image.BICUBIC)
+        img = img.resize((w, h), Image.Resampling.BICUBIC)
     else:
         raise ValueError(f"unknown fit mode {mode!r}")
     if channels == 1:

@@ -80,7 +80,7 @@ def shrink(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, str]:
     if max(h, w) <= max_side:
         return pixels, ""
     img = Image.fromarray(pixels)
-    img.thumbnail((max_side, max_side), Image.LANCZOS)
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return np.asarray(img), f"downscaled from {w}×{h} to {img.width}×{img.height}"
 
 

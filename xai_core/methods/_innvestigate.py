@@ -10,16 +10,16 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import innvestigate  # noqa: E402
+import innvestigate
 import numpy as np
-import tensorflow as tf  # noqa: E402
-from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelException  # noqa: E402
-from innvestigate.analyzer.deeptaylor import DeepTaylor  # noqa: E402
-from innvestigate.analyzer.gradient_based import DeconvnetReverseReLULayer  # noqa: E402
-from innvestigate.analyzer.network_base import AnalyzerNetworkBase  # noqa: E402
-from innvestigate.analyzer.relevance_based import relevance_rule as rrule  # noqa: E402
-from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchNormalizationReverseLayer  # noqa: E402
-from innvestigate.backend import graph as igraph  # noqa: E402
+import tensorflow as tf
+from innvestigate.analyzer.base import AnalyzerBase, NotAnalyzeableModelException
+from innvestigate.analyzer.deeptaylor import DeepTaylor
+from innvestigate.analyzer.gradient_based import DeconvnetReverseReLULayer
+from innvestigate.analyzer.network_base import AnalyzerNetworkBase
+from innvestigate.analyzer.relevance_based import relevance_rule as rrule
+from innvestigate.analyzer.relevance_based.relevance_analyzer import LRP, BatchNormalizationReverseLayer
+from innvestigate.backend import graph as igraph
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import UnsupportedMethodError

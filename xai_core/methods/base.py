@@ -110,7 +110,7 @@ class Fitting:
     take the bundle, the model key the result is saved under, and that parameter's value.
     """
 
-    what: str  #: what is learnt, in words ("signal patterns")
+    what: str  #: what is learnt, in words ("patterns"): the button says "Fit <what>"
     param: str
     #: ``is_fitted(bundle, model_key, variant)``: True once fitted (registered, or saved on disk and loaded)
     is_fitted: Callable[[ModelBundle, str, str], bool]

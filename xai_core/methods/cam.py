@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from PIL import Image
 
 from xai_core import runtime  # noqa: F401
@@ -28,7 +28,11 @@ LAYER = Param("layer", "layer", None, "Feature layer",
 
 def default_feature_layer(bundle: ModelBundle, target_layer: str | None = None) -> str:
     """The last spatial layer before ``target_layer`` (None = the output)."""
-    limit = len(bundle.layers) if bundle.is_output_layer(target_layer) else bundle.layer(target_layer).index
+    if bundle.is_output_layer(target_layer):
+        limit = len(bundle.layers)
+    else:
+        assert target_layer is not None  # is_output_layer(None) is True
+        limit = bundle.layer(target_layer).index
     candidates = [layer for layer in bundle.spatial_layers() if layer.index < limit]
     if not candidates:
         raise InvalidParameterError(
@@ -58,7 +62,7 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if maps.shape[1:] == tuple(size):
         return maps.astype(np.float32)
     return np.stack([
-        np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.BILINEAR))
+        np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
         for m in maps
     ]).astype(np.float32)
 

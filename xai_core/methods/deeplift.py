@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def reference_input(bundle: ModelBundle, kind: str) -> np.ndarray:
 
 
 def _plain(name: str, method_id: str, bundle: ModelBundle, x: np.ndarray, selection: Selection,
-           **build: object) -> np.ndarray:
+           **build: Any) -> np.ndarray:
     return analyze(bundle, method_id, name, x, selection, **build)
 
 

@@ -6,12 +6,13 @@ Relevance Propagation, PLoS ONE 10(7); Montavon et al. 2019, Layer-Wise Relevanc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from xai_core.methods._innvestigate import analyze, support_probe
-from xai_core.methods.base import MethodSpec, Param, Selection, register
+from xai_core.methods.base import MethodSpec, Param, RunFn, Selection, register
 from xai_core.models.bundle import ModelBundle
 
 _REF = "Bach et al. 2015, PLoS ONE 10(7):e0130140; Montavon et al. 2019, LRP: An Overview."
@@ -35,8 +36,11 @@ _GENERIC_RULES = ("Z", "Epsilon", "WSquare", "Flat", "Alpha2Beta1", "Alpha2Beta1
 SUM_RULES = frozenset({"WSquare", "Flat"})
 _SUMS_BY_ANALYZER = {"lrp.w_square", "lrp.flat"}
 
+#: ``to_kwargs(bundle, **params) -> analyzer kwargs``: maps a method's UI params to iNNvestigate's arguments.
+ToKwargs = Callable[..., dict[str, Any]]
 
-def _runner(method_id: str, name: str, to_kwargs=None):
+
+def _runner(method_id: str, name: str, to_kwargs: ToKwargs | None = None) -> RunFn:
     """``run(bundle, x, selection, **params)`` calling analyzer ``name`` with params mapped by ``to_kwargs``."""
 
     def run(bundle: ModelBundle, x: np.ndarray, selection: Selection, **params: Any) -> np.ndarray:
@@ -61,7 +65,7 @@ def _generic_kwargs(bundle: ModelBundle, rule: str, input_rule: str) -> dict[str
 
 
 def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, ...] = (),
-          to_kwargs=None, name: str | None = None) -> MethodSpec:
+          to_kwargs: ToKwargs | None = None, name: str | None = None) -> MethodSpec:
     name = name or mid
     probe_kwargs = None
     if to_kwargs is not None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError
@@ -123,7 +123,7 @@ def pattern_support(bundle: ModelBundle) -> str | None:
              if type(layer).__name__ in _KERNEL_KINDS}
     need = _BYTES_PER_WEIGHT * sum(sizes.values())
     if need > MEMORY_LIMIT:
-        big = max(sizes, key=sizes.get)
+        big = max(sizes, key=sizes.__getitem__)
         return (f"Fitting patterns for this model would need {need / 1e9:.1f} GB of running statistics (layer {big} "
                 f"alone has {sizes[big]:,} weights); XAI Lens allows {MEMORY_LIMIT / 1e9:.1f} GB.")
     return None
@@ -529,7 +529,7 @@ def _is_fitted(bundle: ModelBundle, model_key: str, estimator: str) -> bool:
 
 
 FITTING = Fitting(
-    what="signal patterns", param="estimator", is_fitted=_is_fitted,
+    what="patterns", param="estimator", is_fitted=_is_fitted,
     fit=lambda bundle, key, batches, total, estimator, progress: fit_and_cache(
         bundle, key, batches, total, estimator, progress),
     training_images=training_images, batches=image_batches,

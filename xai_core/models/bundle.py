@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow as tf  # noqa: E402  (after runtime)
+import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
 from xai_core.errors import InvalidParameterError, ModelLoadError

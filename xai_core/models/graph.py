@@ -9,7 +9,7 @@ import collections
 import re
 from typing import Any
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import ModelLoadError

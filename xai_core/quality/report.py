@@ -74,3 +74,19 @@ def trust_report(bundle: ModelBundle, method_id: str, images: np.ndarray, maps: 
     axiom = axiom_for(method_id, params, bundle)
     axioms = check_axiom(bundle, method_id, images, maps, targets, params, image_ids)
     return TrustReport(method_id, curves, axiom, axioms)
+
+
+def _cell(column: str, value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if column == "relative error":
+        return f"{value:.1%}"
+    return f"{value:.3f}" if "AUC" in column else f"{value:.4g}"
+
+
+def measures_by_image(table: pd.DataFrame) -> pd.DataFrame:
+    """A :meth:`TrustReport.table` turned on its side and formatted: one row per measure, one column per image
+    (readable beside the curves when there are few images)."""
+    columns = [c for c in table.columns if c != "image"]
+    return pd.DataFrame({str(row["image"]): [_cell(c, row[c]) for c in columns] for _, row in table.iterrows()},
+                        index=columns)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from scipy.stats import rankdata
 
 from xai_core.errors import InvalidParameterError

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from xai_core.data.dataset import Dataset, demo_dataset, model_labels
-from xai_core.data.images import fit_to_model
+from xai_core.data.images import FitMode, fit_to_model
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import get_method
 from xai_core.models.bundle import ModelBundle
@@ -68,6 +68,11 @@ def get_metric(metric_id: str) -> Metric:
         raise InvalidParameterError(f"Unknown metric '{metric_id}'. Choose one of: {', '.join(METRICS)}.") from None
 
 
+def _offset(progress: Progress, base: int, total: int) -> Progress:
+    """``progress`` for one method's maps: its ``done`` counts from ``base`` of the overall ``total``."""
+    return lambda d, t: progress(base + d, total)
+
+
 def metric_frame(
     bundle: ModelBundle,
     method_ids: Sequence[str],
@@ -112,12 +117,14 @@ def metric_frame(
     for mid in method_ids:
         p = (params or {}).get(mid)
         maps = class_maps(bundle, mid, images, targets, p,
-                          progress=(lambda d, t, base=done: progress(base + d, total)) if progress else None)
+                          progress=_offset(progress, done, total) if progress else None)
         done += n
         values: dict[str, np.ndarray] = {}
         if "pointing_game" in wanted:
+            assert masks is not None  # checked above: the localisation metrics need masks
             values["pointing_game"] = pointing_game(maps, masks, margin)
         if "relevance_mass" in wanted:
+            assert masks is not None  # checked above: the localisation metrics need masks
             values["relevance_mass"] = relevance_mass(maps, masks)
         if curves:
             c = deletion_insertion(bundle, images, maps, targets, steps=steps, curves=curves, seed=seed,
@@ -150,7 +157,7 @@ def sample_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
 
-def load_sample(dataset: Dataset, bundle: ModelBundle, n: int, seed: int = 0, fit: str = "center-crop"
+def load_sample(dataset: Dataset, bundle: ModelBundle, n: int, seed: int = 0, fit: FitMode = "center-crop"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(indices, images, masks)``: ``n`` sampled images of ``dataset`` fitted to ``bundle``'s input (unreadable
     files dropped), with their object masks fitted the same way (None when the set has none)."""
@@ -172,7 +179,7 @@ def load_sample(dataset: Dataset, bundle: ModelBundle, n: int, seed: int = 0, fi
 
 
 def dataset_metrics(bundle: ModelBundle, dataset: Dataset, method_ids: Sequence[str], metrics: Sequence[str], *,
-                    n: int = 32, seed: int = 0, fit: str = "center-crop", target: str = "predicted",
+                    n: int = 32, seed: int = 0, fit: FitMode = "center-crop", target: str = "predicted",
                     params: dict[str, dict[str, Any]] | None = None, steps: int = 20, margin: int | None = None,
                     progress: Progress | None = None) -> pd.DataFrame:
     """:func:`metric_frame` over ``n`` images sampled from ``dataset`` (ids = the data set's image ids).

@@ -28,8 +28,8 @@ def stack_explanations(results: Sequence[Explanation]) -> Explanation:
     if not results:
         raise ValueError("no explanations to stack")
     first = results[0]
-    raws = [r.raw for r in results]
-    raw = np.concatenate(raws, axis=0) if all(r is not None for r in raws) else None
+    raws = [r.raw for r in results if r.raw is not None]
+    raw = np.concatenate(raws, axis=0) if len(raws) == len(results) else None
     return Explanation(
         method=first.method, maps=np.concatenate([r.maps for r in results], axis=0), raw=raw,
         indices=np.concatenate([r.indices for r in results], axis=0), layer=first.layer, signed=first.signed,

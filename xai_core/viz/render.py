@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
+    from PIL.ImageFont import ImageFont as BitmapFont
 
 NormMode = Literal["max-abs", "percentile"]
 DIVERGING_CMAPS = ("bwr", "RdBu_r", "coolwarm", "seismic", "PiYG")
@@ -117,7 +122,7 @@ def fit_tile(image: np.ndarray, side: int) -> np.ndarray:
     h, w = img.shape[:2]
     scale = side / max(h, w)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     small = np.asarray(Image.fromarray(img).resize(new, resample))
     out = np.full((side, side, 3), 255, np.uint8)
     top, left = (side - new[1]) // 2, (side - new[0]) // 2
@@ -125,7 +130,7 @@ def fit_tile(image: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
-def _ellipsize(text: str, font, width: int) -> str:
+def _ellipsize(text: str, font: FreeTypeFont | BitmapFont, width: int) -> str:
     if font.getlength(text) <= width:
         return text
     while text and font.getlength(text + "…") > width:
@@ -133,8 +138,8 @@ def _ellipsize(text: str, font, width: int) -> str:
     return text + "…"
 
 
-def compose_grid(rows: list[list[np.ndarray | None]], captions: list[list[str]] | None = None, tile: int = 192,
-                 pad: int = 8, caption_lines: int = 2, font_size: int = 12) -> np.ndarray:
+def compose_grid(rows: Sequence[Sequence[np.ndarray | None]], captions: Sequence[Sequence[str]] | None = None,
+                 tile: int = 192, pad: int = 8, caption_lines: int = 2, font_size: int = 12) -> np.ndarray:
     """One uint8 RGB picture of a grid of tiles (e.g. image | heatmap | overlay per row), captions below each.
 
     Parameters
@@ -163,7 +168,8 @@ def compose_grid(rows: list[list[np.ndarray | None]], captions: list[list[str]] 
             if img is not None:
                 canvas.paste(Image.fromarray(fit_tile(img, tile)), (x, y))
             text = captions[r][c] if captions and r < len(captions) and c < len(captions[r]) else ""
-            lines, rest = [], text.split()
+            lines: list[str] = []
+            rest = text.split()
             while rest and len(lines) < caption_lines:
                 line = rest.pop(0)
                 while rest and font.getlength(line + " " + rest[0]) <= tile:

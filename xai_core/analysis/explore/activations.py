@@ -97,7 +97,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of one float map ``(h, w)`` to ``size = (H, W)``."""
     if m.shape == tuple(size):
         return m.astype(np.float32)
-    return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.BILINEAR))
+    return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
 
 
 def strongest_overlays(image: np.ndarray, maps: np.ndarray, by: Strength = "mean", k: int = 4,
@@ -114,9 +114,10 @@ def strongest_overlays(image: np.ndarray, maps: np.ndarray, by: Strength = "mean
     ``[(channel, strength, uint8 (H, W, 3) overlay), ...]`` strongest first; each map scaled to its own maximum.
     """
     strength = channel_strength(maps, by)
+    h, w = image.shape[:2]
     out = []
     for c in strongest_channels(maps, by)[:k]:
-        m = normalize(np.maximum(resize_map(maps[c], image.shape[:2]), 0), signed=False)
+        m = normalize(np.maximum(resize_map(maps[c], (h, w)), 0), signed=False)
         out.append((int(c), float(strength[c]), overlay(image, m, signed=False, cmap=cmap, alpha=alpha)))
     return out
 
@@ -271,8 +272,8 @@ def receptive_fields(model: Any) -> dict[str, ReceptiveField]:
                 rf = _merge([fields[id(p)] for p in parents])
                 n_in = sizes[id(parents[0])]
                 rf = _step(rf, node.layer, n_in, size) if n_in else None
-            fields[id(node)] = rf
-            if rf is not None:
+            if rf is not None:  # a node without a field is left out: ``fields.get`` gives None for it
+                fields[id(node)] = rf
                 out[node.layer.name] = rf
     return out
 
@@ -310,7 +311,8 @@ def patch_card(image: np.ndarray, box: tuple[int, int, int, int] | None, side: i
     scale = side / max(img.shape[:2])
     factor = max(1, int(np.ceil(scale)))
     big = np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
-    outlined = fit_tile(draw_box(big, tuple(int(v * factor) for v in box), width=max(1, factor // 2)), side)
+    top, left, bottom, right = (int(v * factor) for v in box)
+    outlined = fit_tile(draw_box(big, (top, left, bottom, right), width=max(1, factor // 2)), side)
     gap = np.full((side, 6, 3), 255, np.uint8)
     return np.concatenate([outlined, gap, fit_tile(crop(img, box), side)], axis=1)
 

@@ -81,7 +81,7 @@ def objective_tensors(bundle: ModelBundle, layer: str | None, kind: Kind) -> tup
         raise InvalidParameterError(f"Maximise a 'channel' or a 'class', not {kind!r}.")
     key_layer = None if kind == "class" else layer
 
-    def build() -> tuple[Any, Any, Any]:
+    def build() -> tuple[Any, Any, Any, Any]:
         idx = tf.compat.v1.placeholder(tf.int32, (), name="xai_dream_index")
         pre = None
         if kind == "class":
@@ -115,7 +115,7 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``(H, W, C)`` float to ``size = (h, w)``."""
     if x.shape[:2] == tuple(size):
         return x
-    return np.stack([np.asarray(Image.fromarray(x[..., c], mode="F").resize(size[::-1], Image.BILINEAR))
+    return np.stack([np.asarray(Image.fromarray(x[..., c], mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
                      for c in range(x.shape[-1])], axis=-1).astype(np.float32)
 
 

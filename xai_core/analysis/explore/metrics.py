@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from xai_core.analysis.dataset_pass import DatasetPass, LayerStats
+from xai_core.data.dataset import Dataset, model_labels
 from xai_core.errors import DatasetError
 
 
@@ -181,3 +183,33 @@ def selected_cell_indices(pred: Predictions, event: Any) -> tuple[tuple[int, int
     if cell is None:
         return None, np.zeros(0, np.int64)
     return cell, cell_indices(pred, *cell)
+
+
+@dataclass
+class PassView:
+    """What the Explorer's pass-fed views need from one model's pass over a data set, computed once: the
+    predictions against the labels, one layer's statistics, and each image's scores."""
+
+    result: DatasetPass
+    pred: Predictions
+    stats: LayerStats
+    scores: pd.DataFrame  # :func:`scores_frame`, one row per readable image
+    unmatched: list[str]  # class folders that match no model class
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.pred.labeled.any())
+
+    def describe(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """One caption per data set image: id, true class (if known), prediction and confidence."""
+        rows = self.scores.set_index("index").loc[[int(i) for i in indices]]
+        return [f"{r.id}  \n{'true ' + str(r.true) + ' · ' if r.true else ''}predicted {r.predicted} "
+                f"({float(r.confidence):.0%})" for r in rows.itertuples()]
+
+
+def pass_view(result: DatasetPass, dataset: Dataset, class_names: Sequence[str], layer: str) -> PassView:
+    """The :class:`PassView` of ``result`` (a pass that kept ``layer``) over ``dataset``."""
+    labels, unmatched = model_labels(dataset, class_names)
+    pred = Predictions.from_pass(result, labels, class_names, dataset.ids)
+    return PassView(result, pred, result.layers[layer], scores_frame(pred, class_columns=pred.num_classes <= 20),
+                    list(unmatched))

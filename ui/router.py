@@ -3,9 +3,9 @@
 Streamlit 1.60 starts each server in its legacy multipage mode when a ``pages/`` folder exists
 (``PagesManager.uses_pages_directory``) and leaves it only when the main script calls ``st.navigation``. If the
 first request after a (re)start is a deep link such as ``/methods``, Streamlit runs ``pages/methods.py`` on its own:
-no page config, no shared sidebar, and a navigation listing every file in ``pages/`` (``common``, ``router`` …).
-Every page therefore calls :func:`through_router` first; it switches the legacy mode off and reruns, so the main
-script runs and routes to the same page. Test: tests/browser/test_smoke.py::test_deep_link_goes_through_router.
+no page config, no shared sidebar, and a navigation listing every file in ``pages/``. Every page therefore calls
+:func:`through_router` first; it switches the legacy mode off and reruns, so the main script runs and routes to the
+same page. Test: tests/browser/test_smoke.py::test_deep_link_goes_through_router.
 """
 
 from __future__ import annotations

@@ -1,0 +1,112 @@
+"""Maps for a grid of (model, method, parameters) columns × images, as typed cells the pages render.
+
+Each image is explained on its own with the cache keys every page shares (:func:`ui.cache.explanation`), so a map
+seen on Visualize is reused by Compare Models; analyzers are built once per model and method, with a spinner that
+says what is being built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from ui.cache import explanation, get_model, model_input, predictions
+from ui.feedback import attempt
+from xai_core.data.images import FitMode
+from xai_core.data.inputs import ImageItem
+from xai_core.methods import Explanation, MethodSpec, Target
+from xai_core.methods.prepared import is_prepared
+from xai_core.models.bundle import ModelBundle
+from xai_core.viz.render import NormMode, normalize
+
+
+@dataclass
+class Cell:
+    """One model × method × image: the model input, its probabilities, and the maps or why there are none."""
+
+    item: ImageItem
+    image_key: str
+    x: np.ndarray  # float32 (1, H, W, C) model input
+    probs: np.ndarray  # (classes,)
+    expl: Explanation | None
+    error: str | None
+
+
+@dataclass
+class Column:
+    """One (model, method, parameters) over every image."""
+
+    model_key: str
+    bundle: ModelBundle
+    spec: MethodSpec
+    params: dict[str, Any]
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def explained(self) -> list[Cell]:
+        """The cells that have maps."""
+        return [c for c in self.cells if c.expl is not None]
+
+    def first_maps(self) -> list[np.ndarray | None]:
+        """Per cell, its first map ``(H, W)`` (the one a class target gives), or None."""
+        return [None if c.expl is None else c.expl.maps[0, 0] for c in self.cells]
+
+    def warnings(self) -> list[str]:
+        """Every distinct warning of the maps, in order."""
+        return list(dict.fromkeys(w for c in self.cells if c.expl is not None for w in c.expl.warnings))
+
+    def messages(self) -> list[str]:
+        """Every distinct warning of the maps and every error, in order."""
+        texts = [m for c in self.cells for m in ([c.error] if c.error else c.expl.warnings if c.expl else [])]
+        return list(dict.fromkeys(texts))
+
+    def normalized(self, mode: NormMode, percentile: float, shared: bool) -> list[np.ndarray | None]:
+        """Per cell, its maps ``(K, H, W)`` normalised for drawing (one scale for the column when ``shared``);
+        None where there are no maps."""
+        ok = [(i, c.expl) for i, c in enumerate(self.cells) if c.expl is not None]
+        out: list[np.ndarray | None] = [None] * len(self.cells)
+        if not ok:
+            return out
+        stacked = normalize(np.concatenate([e.maps for _, e in ok]), self.spec.signed, mode, percentile,
+                            shared=shared)
+        for j, (i, _) in enumerate(ok):
+            out[i] = stacked[j]
+        return out
+
+
+def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, image_key: str, target: Target,
+                      params: dict[str, Any], x: np.ndarray) -> Explanation:
+    """:func:`ui.cache.explanation`, with a spinner that says what is being built when the method is new for the
+    model (building takes seconds, running milliseconds)."""
+    if is_prepared(bundle, spec.id, params, target.layer):
+        return explanation(model_key, spec.id, image_key, target, params, x)
+    where = f" (layer {target.layer})" if target.layer else ""
+    with st.spinner(f"Building {spec.label} for {bundle.name}{where}: first use only …"):
+        return explanation(model_key, spec.id, image_key, target, params, x)
+
+
+def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], items: Sequence[ImageItem],
+                 target: Target, fit: FitMode) -> list[Column]:
+    """Maps of every (model key, method, params) column × image, with a progress bar over the cells."""
+    bar = st.progress(0.0, text="Explaining …")
+    out: list[Column] = []
+    total, done = max(1, len(columns) * len(items)), 0
+    for model_key, spec, params in columns:
+        bundle = get_model(model_key)
+        column = Column(model_key, bundle, spec, params)
+        for item in items:
+            bar.progress(done / total, text=f"{spec.label} on {bundle.name}: '{item.name}' ({done + 1}/{total})")
+            image_key, x = model_input(item, bundle, fit)
+            probs = predictions(model_key, image_key, x)[0]
+            expl, error = attempt(partial(explanation_shown, model_key, bundle, spec, image_key, target, params, x),
+                                  f"{spec.label} on {bundle.name}, '{item.name}'")
+            column.cells.append(Cell(item, image_key, x, probs, expl, error))
+            done += 1
+        out.append(column)
+    bar.empty()
+    return out

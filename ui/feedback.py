@@ -1,0 +1,52 @@
+"""Errors and progress in the page: a readable message for every failure (never a traceback), one progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from xai_core.errors import XaiLensError
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+def failure_text(exc: BaseException, what: str) -> str:
+    """The message shown for ``exc`` raised while doing ``what``."""
+    if isinstance(exc, XaiLensError):
+        return f"**{what}:** {exc}"
+    return f"**{what}** failed unexpectedly: {type(exc).__name__}: {exc}"
+
+
+def attempt(fn: Callable[[], T], what: str) -> tuple[T | None, str | None]:
+    """``(result, None)`` or ``(None, readable message)``: for errors shown later, beside the result they replace."""
+    try:
+        return fn(), None
+    except Exception as exc:  # last line of defence: never a traceback in the page
+        return None, failure_text(exc, what)
+
+
+def run_safely(fn: Callable[[], T], what: str) -> T | None:
+    """Run ``fn``; show any error as ``st.error`` and return None."""
+    result, error = attempt(fn, what)
+    if error is not None:
+        st.error(error, icon=":material/error:")
+    return result
+
+
+@contextmanager
+def progress(text: str, where: Any = None) -> Iterator[Progress]:
+    """A progress bar in a fresh slot (of ``where``, default the page) while the block runs; yields the
+    ``progress(done, total)`` callback that :mod:`xai_core`'s long computations take. The bar is removed after."""
+    slot = (where or st).empty()
+
+    def update(done: int, total: int) -> None:
+        slot.progress(min(1.0, done / max(total, 1)), text=f"{text}: {done:,} / {total:,}")
+
+    try:
+        yield update
+    finally:
+        slot.empty()

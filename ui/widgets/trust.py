@@ -1,0 +1,100 @@
+"""The "Can I trust this map?" panel under Visualize's maps, and the sanity-check notes of the Methods page.
+
+Nothing is computed until the user turns the checks on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+
+from ui.cache import params_key, quality_report, sanity_flags
+from ui.explanations import Column
+from ui.feedback import attempt
+from ui.state import init_state
+from xai_core.methods import Target, get_method
+from xai_core.quality.report import measures_by_image
+from xai_core.quality.sanity import demo_sanity
+from xai_core.viz.quality_charts import curves_chart
+
+STEPS = (10, 20, 50)
+INTRO = ("**Deletion**: remove the pixels the map ranks highest first; a faithful map destroys the class probability "
+         "faster than a random order (lower area under the curve, AUC). **Insertion**: reveal them first on a "
+         "blurred copy; a faithful map restores it faster (higher AUC). Methods that promise an **axiom** "
+         "(Integrated Gradients, DeepLIFT: completeness; LRP-0/ε: conservation) are checked against it. The "
+         "**sanity check** (does the map change when the model's weights are randomised?) runs on the Trust page.")
+
+
+def sanity_note(model_key: str, method_id: str) -> tuple[str, bool] | None:
+    """``(text, insensitive)`` of a sanity check of ``method_id`` on ``model_key`` run in this server, or measured
+    for the demo model by scripts/sanity_demo.py; None if neither exists."""
+    result = sanity_flags().get((model_key, method_id))
+    if result is not None:
+        return f"Sanity check (run in this session): {result.verdict}", result.insensitive
+    known = demo_sanity().get((model_key.removeprefix("demo:"), method_id)) if model_key.startswith("demo:") else None
+    if known is None:
+        return None
+    word = "insensitive to the model" if known["insensitive"] else "changes with the model"
+    return (f"Sanity check (precomputed, {known['images']} test images): {get_method(method_id).label} {word} — "
+            f"mean rank correlation {known['cascade_mean']:.2f} over the cascade (flag above "
+            f"{known['threshold']:.2f}).", bool(known["insensitive"]))
+
+
+def insensitivity_notes(method_id: str) -> list[str]:
+    """Every check (run in this server, or precomputed on a demo model) that flagged ``method_id`` insensitive."""
+    flags = sanity_flags()
+    notes = [f"**{key}**: {r.verdict}" for (key, mid), r in flags.items() if mid == method_id and r.insensitive]
+    notes += [f"**demo:{model}** (precomputed, {r['images']} images): mean rank correlation {r['cascade_mean']:.2f} "
+              f"with the original maps while the layers are randomised (flag above {r['threshold']:.2f})."
+              for (model, mid), r in demo_sanity().items() if mid == method_id and r["insensitive"]]
+    return notes
+
+
+def trust_panel(page: str, columns: Sequence[Column], target: Target) -> None:
+    """Visualize's compact quality section over the maps of ``columns`` (one per model, one method)."""
+    with st.expander("Can I trust this map?"):
+        st.caption(INTRO)
+        for column in columns:
+            note = sanity_note(column.model_key, column.spec.id)
+            if note is not None:
+                (st.warning if note[1] else st.caption)(f"**{column.bundle.name}** · {note[0]}")
+        if target.kind not in ("predicted", "class"):
+            st.info("The checks score class explanations: choose the predicted class or a class as the target.",
+                    icon=":material/info:")
+            return
+        left, right = st.columns([3, 2], vertical_alignment="bottom")
+        init_state(f"{page}.trust.on", False)
+        on = left.toggle("Check these maps", key=f"{page}.trust.on",
+                         help="Runs (steps + 1) × 4 forward passes per image; results are cached.")
+        init_state(f"{page}.trust.steps", 20)
+        steps = int(right.select_slider("Deletion / insertion steps", STEPS, key=f"{page}.trust.steps"))
+        if not on:
+            return
+        for m, column in enumerate(columns):
+            _column_report(page, m, column, steps)
+
+
+def _column_report(page: str, m: int, column: Column, steps: int) -> None:
+    cells = [(c, c.expl) for c in column.cells if c.expl is not None]
+    if not cells:
+        return
+    spec, bundle, params = column.spec, column.bundle, column.params
+    images = np.concatenate([c.x for c, _ in cells])
+    maps = np.stack([e.maps[0, 0] for _, e in cells])
+    targets = np.array([e.indices[0, 0] for _, e in cells])
+    image_key = "|".join(c.image_key for c, _ in cells)
+    names = tuple(c.item.name for c, _ in cells)
+    report, error = attempt(lambda: quality_report(
+        column.model_key, spec.id, image_key, repr(targets.tolist()), params_key(params), steps, names, images, maps,
+        targets, params), f"Checking {spec.label} on {bundle.name}")
+    if report is None:
+        st.error(error, icon=":material/error:")
+        return
+    st.markdown(f"**{bundle.name}** · {report.verdict()}")
+    table, chart = st.columns([1, 1], gap="medium")
+    table.dataframe(measures_by_image(report.table()), width="stretch")
+    if report.axiom is not None:
+        table.caption(f"{report.axiom.statement}, tolerance {report.axiom.tolerance:.0%}. {report.axiom.note}")
+    chart.altair_chart(curves_chart(report.curves.frame(), height=130, width=165), key=f"{page}.trust.curves.{m}")

@@ -21,3 +21,20 @@ def count_elements(at: AppTest, kind: str, partial: bool = False) -> int:
         return (kind in t if partial else t == kind) + sum(count(c) for c in getattr(node, "children", {}).values())
 
     return count(at._tree)
+
+
+def chart_frames(at: AppTest) -> list:
+    """The data of every Altair chart in the page, as pandas DataFrames (one per chart, in page order)."""
+    import pyarrow as pa
+
+    frames = []
+
+    def walk(node) -> None:
+        if "vega" in (getattr(node, "type", None) or ""):
+            for dataset in node.proto.datasets:
+                frames.append(pa.ipc.open_stream(dataset.data.data).read_pandas())
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return frames

@@ -63,6 +63,34 @@ def test_constant_map_has_no_rank_correlation():
     assert math.isnan(spearman(np.full((4, 4), 2.0), np.full((4, 4), 2.0)))
 
 
+def _object_maps(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two maps that are zero on a shared background and independent random on one 8×8 object."""
+    rng = np.random.default_rng(seed)
+    a, b = np.zeros((32, 32), np.float32), np.zeros((32, 32), np.float32)
+    a[4:12, 4:12] = rng.uniform(0.1, 1.0, (8, 8))
+    b[4:12, 4:12] = rng.uniform(0.1, 1.0, (8, 8))
+    return a, b
+
+
+def test_a_shared_empty_background_does_not_make_unrelated_maps_agree():
+    """Issue: digits_cnn vs shapes_cnn scored ρ = 0.78 with a top-10 % IoU of 0.08, because every background pixel
+    (zero in both maps) counted as agreement. Ranked over the pixels that carry relevance, independent maps score
+    about 0, while ranking every pixel (the old way) still calls them strongly correlated."""
+    a, b = _object_maps()
+    assert spearman(a, b, share=None) > 0.6, "the inflated number the issue reports"
+    assert abs(spearman(a, b)) < 0.3
+    assert spearman(a, a * 3.0) == pytest.approx(1.0), "the same object ranking is still perfect agreement"
+
+
+def test_maps_on_disjoint_objects_disagree():
+    a = np.zeros((32, 32), np.float32)
+    b = np.zeros((32, 32), np.float32)
+    a[2:10, 2:10], b[20:28, 20:28] = 1.0, 1.0
+    assert abs(spearman(a, b, share=None)) < 0.1, "all-pixel ranking: the shared background hides the conflict"
+    assert spearman(a, b) == pytest.approx(-1.0), "each map's relevant pixels are the other's empty ones"
+    assert top_k_iou(a, b, 5) == 0.0  # 5 % = 52 pixels, inside each 64-pixel object
+
+
 def test_maps_of_different_sizes_are_refused():
     with pytest.raises(ValueError, match="resize"):
         spearman(RAMP, np.zeros((4, 4)))
@@ -127,7 +155,7 @@ def test_resize_keeps_where_relevance_is():
     m[:8, :8] = 1.0  # top-left quarter of a quarter
     big = resize_maps(m, (224, 224))
     assert big[:50, :50].mean() > 0.95 and big[70:, :].max() == 0.0 and big[:, 70:].max() == 0.0
-    assert spearman(resize_maps(big, (32, 32)), m) > 0.8
+    assert spearman(resize_maps(big, (32, 32)), m, share=None) > 0.8
 
 
 def test_display_size_is_the_largest_input():

@@ -1,4 +1,4 @@
-"""Pure helpers: image decoding/fitting, map normalisation/colouring/overlays, Altair chart builders."""
+"""Image decoding and fitting (xai_core.data.images): every PIL mode, bad and huge files, fit to the model."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from PIL import Image
 
 from xai_core.data.images import MAX_PIXELS, fit_to_model, load_image, to_display
 from xai_core.errors import ImageLoadError
-from xai_core.viz.prediction_charts import PREDICTION_SELECTION, predictions_chart, predictions_frame, selected_class
-from xai_core.viz.render import colorize, normalize, overlay, png_bytes, upscale
-from xai_core.viz.selection import selected_values
 
 
 def _encode(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -21,7 +18,6 @@ def _encode(img: Image.Image, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-# --------------------------------------------------------------------------- images
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "LA", "CMYK"])
 def test_every_mode_becomes_rgb_uint8(mode):
     rng = np.random.default_rng(0)
@@ -93,76 +89,3 @@ def test_pad_keeps_everything_and_crop_keeps_no_border():
 def test_to_display():
     assert to_display(np.full((4, 4, 1), 300.0)).shape == (4, 4, 3)
     assert to_display(np.full((4, 4, 1), 300.0)).max() == 255
-
-
-# --------------------------------------------------------------------------- render
-def test_normalize_signed_keeps_sign_and_zero():
-    m = np.array([[-2.0, 0.0], [1.0, 4.0]])
-    out = normalize(m, signed=True)
-    np.testing.assert_allclose(out, [[-0.5, 0], [0.25, 1]])
-    assert np.all(normalize(np.zeros((3, 3)), signed=True) == 0)
-
-
-def test_normalize_unsigned_drops_negatives_and_percentile_clips():
-    m = np.arange(100, dtype=float).reshape(10, 10) - 10
-    out = normalize(m, signed=False)
-    assert out.min() == 0 and out.max() == 1 and out[0, 0] == 0
-    clipped = normalize(m, signed=False, mode="percentile", percentile=50)
-    assert (clipped == 1).sum() >= 49
-
-
-def test_percentile_normalisation_keeps_sparse_maps_visible():
-    sparse = np.zeros((20, 20))
-    sparse[3, 4] = 0.5  # 1 pixel in 400: the 99th percentile is 0
-    out = normalize(sparse, signed=True, mode="percentile", percentile=99)
-    assert out[3, 4] == 1.0
-
-
-def test_normalize_per_map_or_shared():
-    maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 4.0)])
-    assert np.allclose(normalize(maps, signed=True), 1.0)
-    np.testing.assert_allclose(normalize(maps, signed=True, shared=True)[0], 0.25)
-
-
-def test_colorize_centres_signed_maps_at_zero():
-    white_ish = colorize(np.zeros((1, 1)), signed=True, cmap="bwr")[0, 0]
-    assert white_ish.min() > 240  # bwr is white at 0
-    assert colorize(np.ones((1, 1)), signed=True, cmap="bwr")[0, 0, 0] > 200  # red for positive
-    assert colorize(-np.ones((1, 1)), signed=True, cmap="bwr")[0, 0, 2] > 200  # blue for negative
-
-
-def test_overlay_leaves_irrelevant_pixels_untouched():
-    img = np.full((4, 4, 3), 100, np.uint8)
-    norm = np.zeros((4, 4))
-    norm[0, 0] = 1.0
-    out = overlay(img, norm, signed=False, cmap="jet", alpha=0.5)
-    assert np.all(out[1:, :] == 100) and not np.all(out[0, 0] == 100)
-
-
-def test_upscale_and_png():
-    assert upscale(np.zeros((32, 32, 3), np.uint8), 224).shape == (224, 224, 3)
-    assert png_bytes(np.zeros((8, 8, 3), np.uint8))[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-# --------------------------------------------------------------------------- charts
-def test_predictions_frame_is_top_k_in_order():
-    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
-    df = predictions_frame(probs, ["a", "b", "c"], k=2, image_names=["x", "y"])
-    assert list(df["class_name"]) == ["b", "c", "a", "c"]
-    assert list(df["rank"]) == [1, 2, 1, 2]
-    assert predictions_frame(probs, ["a", "b", "c"], k=99).shape[0] == 6
-
-
-def test_predictions_chart_has_named_click_selection():
-    df = predictions_frame(np.array([[0.1, 0.6, 0.3]]), ["a", "b", "c"], k=3)
-    spec = predictions_chart(df, selected=2).to_dict()
-    params = spec.get("params", []) + [p for layer in spec["layer"] for p in layer.get("params", [])]
-    assert any(p["name"] == PREDICTION_SELECTION and p["select"]["fields"] == ["class_index"] for p in params)
-    assert len(spec["datasets"][next(iter(spec["datasets"]))]) == 3
-
-
-def test_selection_event_to_class():
-    assert selected_class(None) is None
-    assert selected_class({"selection": {}}) is None
-    assert selected_class({"selection": {PREDICTION_SELECTION: [{"class_index": 7}]}}) == 7
-    assert selected_values({"selection": {"brush": {"x": [1, 2]}}}, "brush", "x") == [1, 2]

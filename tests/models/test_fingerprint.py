@@ -16,7 +16,7 @@ from tiny_models import make_bundle, tiny_cnn
 from xai_core.models.applications import APPLICATIONS
 from xai_core.models.fingerprint import CONVENTION_TO_PREPROCESSING, detect_preprocessing, recognise
 
-NAMES_FILE = Path(__file__).parent / "data" / "keras_app_layer_names.json.gz"
+NAMES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "keras_app_layer_names.json.gz"
 #: Families whose networks rescale raw pixels themselves: recognised by their Rescaling layer instead.
 SELF_RESCALING = {"convnext", "regnet", "resnet_rs"}
 EXACT = {"ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "DenseNet121",
@@ -34,7 +34,7 @@ def _fake(names: list[str]) -> SimpleNamespace:
 
 @pytest.mark.parametrize("name", sorted(APPLICATIONS))
 def test_every_keras_application_is_recognised_by_its_layer_names(name):
-    """All 71 networks (layer names as Keras 2.14 builds them, stored in tests/data): each maps to its own
+    """All 71 networks (layer names as Keras 2.14 builds them, stored in tests/fixtures): each maps to its own
     family, whose documented convention is the catalogue's; ResNet / DenseNet / VGG depth is named exactly."""
     entry = _layer_names()[name]
     found = recognise(_fake(entry["names"]))
@@ -57,7 +57,7 @@ def test_names_of_other_models_are_not_taken_for_an_application():
 
 @pytest.mark.skipif(not os.environ.get("XAI_LENS_SLOW"), reason="set XAI_LENS_SLOW=1 (builds 71 networks)")
 def test_stored_layer_names_are_what_keras_builds():
-    """Rebuild every network (weights=None) and compare its layer names with tests/data (about 5 minutes)."""
+    """Rebuild every network (weights=None) and compare its layer names with tests/fixtures (about 5 minutes)."""
     from tensorflow.python.eager import context
 
     stored = _layer_names()

@@ -128,7 +128,7 @@ def test_methods_that_failed_or_misled_on_uploaded_networks(zoo_dir, images, nam
     assert not any("does not conserve" in w for w in e.warnings), e.warnings
 
 
-RESULTS = Path(__file__).resolve().parents[1] / "artifacts" / "zoo"
+RESULTS = Path(__file__).resolve().parents[2] / "artifacts" / "zoo"
 
 
 @pytest.mark.skipif(not SLOW, reason="set XAI_LENS_SLOW=1 (every method on five networks, two formats)")

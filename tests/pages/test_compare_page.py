@@ -1,7 +1,7 @@
 """Compare Models page under AppTest: both grids on the demo models, agreement, downloads, the data set section.
 
 AppTest cannot click the Altair agreement matrix: the click → pair translation is unit-tested in
-tests/test_agreement.py and the pair is set here through its selectbox (the state the click callback writes).
+tests/analysis/test_agreement.py and the pair is set here through its selectbox (the state the click callback writes).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from apptest_helpers import count_elements, ok
 from streamlit.testing.v1 import AppTest
 
-from pages.common import gallery
+from ui.cache import gallery
 
 TIMEOUT = 300
 PAGE = "pages/compare.py"
@@ -110,7 +110,7 @@ def test_method_grid():
 
 def test_method_grid_reuses_visualize_maps(monkeypatch):
     """A map computed on Visualize (same model, method, image, default parameters) is not computed again."""
-    import pages.common as common
+    import ui.cache as common
 
     calls = []
     real = common.explain

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import ok
+from apptest_helpers import chart_frames, ok
 from streamlit.testing.v1 import AppTest
 
 from xai_core.methods import REGISTRY
@@ -24,14 +24,44 @@ def test_router_runs_home_page():
 
 
 def test_home_shows_prediction_and_three_explanations(home):
-    assert [m.label for m in home.metric] == [f"{f} methods" for f in
-                                              ("Gradient", "LRP", "Deep Taylor", "Pattern", "CAM", "Perturbation",
-                                               "Reference")]
+    assert [m.label for m in home.metric] == ["Gradient", "LRP", "Deep Taylor", "Pattern", "CAM", "Perturbation",
+                                              "Reference"], "short labels: 'Perturbation methods' was cut off"
     assert sum(int(m.value) for m in home.metric) == len(REGISTRY)
     captions = [c.value for c in home.caption]
     for label in ("Grad-CAM", "LRP-ε", "Integrated Gradients"):
         assert any(REGISTRY[mid].summary in captions for mid in REGISTRY if REGISTRY[mid].label == label)
     assert any("Why “" in m.value for m in home.markdown)
+
+
+def test_home_highlights_the_class_it_explains():
+    """Issue: the highlighted bar was the previously explained class (the chart was drawn before the click was
+    read). Now the chart is drawn after the class is settled: the highlight and the heading always agree."""
+    at = ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    predicted = int(chart_frames(at)[0].sort_values("rank")["class_index"].iloc[0])
+    for chosen in (4, 8, predicted):
+        ok(at.selectbox(key="home.class").set_value(chosen).run())
+        frame = chart_frames(at)[0]
+        highlighted = frame.loc[frame["is_target"], "class_index"].tolist()
+        assert highlighted == ([chosen] if chosen in frame["class_index"].tolist() else []), (chosen, highlighted)
+        assert any(f"Why “{chosen}”?" in m.value for m in at.markdown)
+
+
+def test_home_every_class_can_be_explained():
+    """Issue: 0.0 % bars were 0 px wide and Home had no class picker, so only the top class could be explained.
+    Every class is in the picker (most probable first), and every bar is at least MIN_BAR wide."""
+    from xai_core.viz.prediction_charts import MIN_BAR
+
+    at = ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    picker = at.selectbox(key="home.class")
+    assert len(picker.options) == 10, "all ten digits, not only the top five"
+    frame = chart_frames(at)[0]
+    assert (frame["shown"] >= MIN_BAR).all() and (frame["probability"] < MIN_BAR).any(), "tiny classes get a bar"
+    least = frame.sort_values("rank")["class_index"].iloc[-1]
+    ok(picker.set_value(int(least)).run())
+    assert any(f"Why “{least}”?" in m.value for m in at.markdown)
+    ok(at.number_input(key="home.image").set_value(3).run())
+    top = int(chart_frames(at)[0].sort_values("rank")["class_index"].iloc[0])
+    assert at.selectbox(key="home.class").value == top, "a new image is explained for its prediction again"
 
 
 @pytest.mark.parametrize("model_id", list(DEMO_MODELS))

@@ -1,7 +1,7 @@
 """The Trust page and Visualize's "Can I trust this map?" panel under AppTest (tiny sample sizes).
 
 Chart clicks cannot be simulated in AppTest: the click → method → worst images translation is unit-tested in
-tests/test_quality.py; here the selectbox that a click sets is driven instead.
+tests/quality/test_quality.py; here the selectbox that a click sets is driven instead.
 """
 
 from __future__ import annotations
@@ -95,14 +95,13 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
     assert switched == ["pages/visualize.py"]
     sent = at.session_state["shared.images"]
     assert len(sent) == 3 and all(r["name"].startswith("shapes/test/") for r in sent)
-    assert at.session_state["visualize.models"] == ["demo:shapes_cnn"]
     method = at.session_state["trust.ds.method"]
-    family = "cam" if method == "gradcam" else "reference"
-    assert at.session_state[f"visualize.method.{family}"] == method
+    request = at.session_state["handoff.visualize"]  # the declared hand-off, not Visualize's own widget keys
+    assert request["models"] == ["demo:shapes_cnn"] and request["method"] == method
+    assert not any(str(k).startswith("visualize.") for k in at.session_state.filtered_state), "no Visualize keys"
 
     vis = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
-    for key in ("shared.images", "visualize.models", "visualize.use_sent", "visualize.family",
-                f"visualize.method.{family}"):
+    for key in ("shared.images", "handoff.visualize"):
         vis.session_state[key] = at.session_state[key]
     vis.session_state["visualize.gallery"] = []
     ok(vis.run())
@@ -172,7 +171,7 @@ def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
     assert any("appear here once their patterns are fitted" in c.value for c in at.caption)
     assert "PatternNet" not in at.selectbox(key="trust.san.method").options
 
-    from pages.common import get_model
+    from ui.cache import get_model
 
     bundle = get_model("demo:digits_cnn")
     name, images = training_images(bundle)

@@ -75,7 +75,7 @@ def test_chart_click_callback_sets_the_class():
     the callback reads st.session_state)."""
     at = AppTest.from_string(
         "import streamlit as st\n"
-        "from pages.common import on_prediction_click\n"
+        "from ui.widgets.method import on_prediction_click\n"
         "st.session_state['p.chart'] = {'selection': {'pred_select': [{'class_index': 7}]}}\n"
         "on_prediction_click('p', 'p.chart')\n"
         "st.write(st.session_state['p.target'], st.session_state['p.class'])\n", default_timeout=60).run()
@@ -178,7 +178,7 @@ def test_a_file_that_is_not_a_model_is_a_clear_error_and_the_demo_keeps_working(
 
 def test_display_settings_never_recompute_maps(monkeypatch):
     """Alpha, colour map and normalisation only re-render: the explanation function is not called again."""
-    import pages.common as common
+    import ui.cache as common
 
     calls = []
     real = common.explain

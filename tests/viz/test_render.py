@@ -1,0 +1,55 @@
+"""Map rendering (xai_core.viz.render): normalisation, colouring, overlays, upscaling, PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xai_core.viz.render import colorize, normalize, overlay, png_bytes, upscale
+
+
+def test_normalize_signed_keeps_sign_and_zero():
+    m = np.array([[-2.0, 0.0], [1.0, 4.0]])
+    out = normalize(m, signed=True)
+    np.testing.assert_allclose(out, [[-0.5, 0], [0.25, 1]])
+    assert np.all(normalize(np.zeros((3, 3)), signed=True) == 0)
+
+
+def test_normalize_unsigned_drops_negatives_and_percentile_clips():
+    m = np.arange(100, dtype=float).reshape(10, 10) - 10
+    out = normalize(m, signed=False)
+    assert out.min() == 0 and out.max() == 1 and out[0, 0] == 0
+    clipped = normalize(m, signed=False, mode="percentile", percentile=50)
+    assert (clipped == 1).sum() >= 49
+
+
+def test_percentile_normalisation_keeps_sparse_maps_visible():
+    sparse = np.zeros((20, 20))
+    sparse[3, 4] = 0.5  # 1 pixel in 400: the 99th percentile is 0
+    out = normalize(sparse, signed=True, mode="percentile", percentile=99)
+    assert out[3, 4] == 1.0
+
+
+def test_normalize_per_map_or_shared():
+    maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 4.0)])
+    assert np.allclose(normalize(maps, signed=True), 1.0)
+    np.testing.assert_allclose(normalize(maps, signed=True, shared=True)[0], 0.25)
+
+
+def test_colorize_centres_signed_maps_at_zero():
+    white_ish = colorize(np.zeros((1, 1)), signed=True, cmap="bwr")[0, 0]
+    assert white_ish.min() > 240  # bwr is white at 0
+    assert colorize(np.ones((1, 1)), signed=True, cmap="bwr")[0, 0, 0] > 200  # red for positive
+    assert colorize(-np.ones((1, 1)), signed=True, cmap="bwr")[0, 0, 2] > 200  # blue for negative
+
+
+def test_overlay_leaves_irrelevant_pixels_untouched():
+    img = np.full((4, 4, 3), 100, np.uint8)
+    norm = np.zeros((4, 4))
+    norm[0, 0] = 1.0
+    out = overlay(img, norm, signed=False, cmap="jet", alpha=0.5)
+    assert np.all(out[1:, :] == 100) and not np.all(out[0, 0] == 100)
+
+
+def test_upscale_and_png():
+    assert upscale(np.zeros((32, 32, 3), np.uint8), 224).shape == (224, 224, 3)
+    assert png_bytes(np.zeros((8, 8, 3), np.uint8))[:8] == b"\x89PNG\r\n\x1a\n"

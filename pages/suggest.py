@@ -55,7 +55,7 @@ view = segmented("View", list(views), labels=views, key=f"{PAGE}.view")
 # ------------------------------------------------------------------------------------- one model
 if view == "activations":
     names = model_choices()
-    keep_valid(f"{PAGE}.model", list(bundles), list(bundles)[0])
+    keep_valid(f"{PAGE}.model", list(bundles), next(iter(bundles)))
     c1, c2, c3 = st.columns([3, 3, 2])
     key = c1.selectbox("Model", list(bundles), key=f"{PAGE}.model", format_func=lambda k: names.get(k, k))
     bundle = bundles[key]

@@ -9,6 +9,7 @@ Helpers for tests (``wait_for_app``, ``assert_no_exception``, ``screenshot``) ar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -172,8 +173,6 @@ def page(browser, request):
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        try:
+        with contextlib.suppress(Exception):  # a broken page must not hide the test's own failure
             screenshot(page, "FAILED-" + request.node.name.replace("/", "_"))
-        except Exception:  # a broken page must not hide the test's own failure
-            pass
     context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError, UnsupportedMethodError
@@ -128,7 +128,7 @@ def test_conv_patterns_match_the_closed_form(estimator):
     x = imgs / 255.0
     w, b = _weights(bundle, "conv")
     patches = _patches(x, 3, 2)
-    acts = bundle.activations(bundle.preprocess(imgs), "conv").reshape(patches.shape[:3] + (3,))
+    acts = bundle.activations(bundle.preprocess(imgs), "conv").reshape((*patches.shape[:3], 3))
     np.testing.assert_allclose(np.maximum(patches @ w.reshape(-1, 3) + b, 0), acts, rtol=1e-4, atol=1e-5)
     expected = _expected(patches.reshape(-1, patches.shape[-1]), w.reshape(-1, 3), b, estimator == "relu")
     np.testing.assert_allclose(patterns.layers["conv"].reshape(-1, 3), expected, rtol=1e-4,

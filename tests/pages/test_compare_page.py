@@ -61,7 +61,7 @@ def test_over_a_data_set_lists_disagreements_and_adds_one_to_the_grid(cmp):
     ok(cmp)
     assert any(c.value.startswith("Added from the data set below") for c in cmp.caption)
     assert count_elements(cmp, "image") >= images_before + 3, "one more row: input + two model cells (+ its difference)"
-    [b for b in cmp.button if b.label == "Remove them"][0].click().run()
+    next(b for b in cmp.button if b.label == "Remove them").click().run()
     assert not any(c.value.startswith("Added from the data set below") for c in ok(cmp).caption)
 
 

@@ -174,7 +174,7 @@ def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
     from ui.cache import get_model
 
     bundle = get_model("demo:digits_cnn")
-    name, images = training_images(bundle)
+    _name, images = training_images(bundle)
     fit_and_cache(bundle, "demo:digits_cnn", image_batches(images[:64]), 64)
     ok(at.run())
     assert "PatternNet" in at.multiselect(key="trust.ds.methods").options

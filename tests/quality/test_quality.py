@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError
@@ -303,7 +305,7 @@ def test_metric_frame_long_form_and_progress(tiny, images):
     counts = frame.groupby(["method", "metric"]).size()
     assert counts.loc[("gradient", "deletion_auc")] == len(images)
     assert ("gradient", "axiom_error") not in counts.index and counts.loc[("integrated_gradients", "axiom_error")]
-    assert calls[-1][0] == calls[-1][1] and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+    assert calls[-1][0] == calls[-1][1] and all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
     with pytest.raises(InvalidParameterError, match="masks"):
         metric_frame(tiny, ["gradient"], images, ["pointing_game"])
 

@@ -15,6 +15,7 @@ Ref. Snyk, "Zip Slip Vulnerability" (2018); CWE-22, CWE-409.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import stat
@@ -163,7 +164,5 @@ def safe_extract_zip(
 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass

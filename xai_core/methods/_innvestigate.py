@@ -68,7 +68,7 @@ def _bn_reverse_init_fixed(self: BatchNormalizationReverseLayer, layer: Any, sta
     _ORIGINAL_BN_INIT(self, layer, state)
     axis = self._axis
     if not isinstance(axis, int) and len(list(axis)) == 1:
-        self._axis = int(list(axis)[0])
+        self._axis = int(next(iter(axis)))
 
 
 BatchNormalizationReverseLayer.__init__ = _bn_reverse_init_fixed

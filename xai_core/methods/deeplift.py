@@ -27,6 +27,7 @@ rule of ``captum.attr.DeepLift``), arXiv:2009.07896.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -126,11 +127,9 @@ def _reduce_max_rescale_gradient(op: Any, grad: Any) -> Any:
 _MAX_POOL, _REDUCE_MAX = "XaiLensDeepLiftMaxPool", "XaiLensDeepLiftReduceMax"
 for _name, _fn in ((_RESCALE, _rescale_gradient), (_MAX_POOL, _max_pool_rescale_gradient),
                    (_REDUCE_MAX, _reduce_max_rescale_gradient)):
-    try:
+    with contextlib.suppress(KeyError):  # already registered: the module was re-imported (importlib.reload)
         tf.RegisterGradient(_name)(_fn)
-    except KeyError:  # pragma: no cover - module re-imported (e.g. importlib.reload)
-        pass
-_OVERRIDES = {**{op: _RESCALE for op in _OPS}, "MaxPool": _MAX_POOL, "Max": _REDUCE_MAX}
+_OVERRIDES = {**dict.fromkeys(_OPS, _RESCALE), "MaxPool": _MAX_POOL, "Max": _REDUCE_MAX}
 
 # Keras layers DeepLIFT handles: linear ones, the nonlinear ones whose op is overridden, and max pooling
 # (MaxPool / reduce_max ops, overridden with the split rule).
@@ -153,7 +152,7 @@ def _layer_problem(layer: Any) -> str | None:
     if name not in _ACTIVATIONS:
         return f"{name} activation"
     if kind == "ReLU" and (float(layer.threshold) != 0.0 or layer.max_value not in (None, 6.0)
-                           or layer.max_value is not None and float(layer.negative_slope) != 0.0):
+                           or (layer.max_value is not None and float(layer.negative_slope) != 0.0)):
         return "ReLU with a threshold or a cap other than 6"
     if kind == "ELU" and float(layer.alpha) != 1.0:
         return "ELU with alpha ≠ 1"

@@ -25,6 +25,7 @@ ICLR (arXiv:1705.05598).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import zlib
@@ -108,7 +109,7 @@ def pattern_support(bundle: ModelBundle) -> str | None:
             elif calls.get(layer.name, 0) > 1:
                 problems.setdefault("layers called more than once", []).append(layer.name)
         elif kind in ("Activation", "ReLU"):
-            if not (_plain_relu(layer) or kind == "Activation" and _act_name(layer) == "linear"):
+            if not (_plain_relu(layer) or (kind == "Activation" and _act_name(layer) == "linear")):
                 problems.setdefault(f"{kind} other than a plain ReLU", []).append(layer.name)
         elif kind not in _PASS_KINDS:
             problems.setdefault(kind, []).append(layer.name)
@@ -426,10 +427,8 @@ def fit_and_cache(bundle: ModelBundle, model_key: str, batches: Iterable[np.ndar
     """
     patterns = fit_patterns(bundle, batches, total, estimator, progress)
     register_patterns(bundle, patterns)
-    try:
+    with contextlib.suppress(OSError):
         save_patterns(patterns, patterns_path(model_key, estimator, root))
-    except OSError:
-        pass
     return patterns
 
 

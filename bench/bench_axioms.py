@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xai_core.data.demo import load_demo_set  # noqa: E402
-from xai_core.methods import explain  # noqa: E402
-from xai_core.models.demo import DEMO_MODELS, load_demo_model  # noqa: E402
-from xai_core.quality.axioms import axiom_for, check_axiom  # noqa: E402
+from xai_core.data.demo import load_demo_set
+from xai_core.methods import explain
+from xai_core.models.demo import DEMO_MODELS, load_demo_model
+from xai_core.quality.axioms import axiom_for, check_axiom
 
 METHODS = (("integrated_gradients", {"steps": 32}, "integrated_gradients (32 steps)"), ("deeplift", {}, "deeplift"),
            ("lrp.z", {}, "lrp.z"))

@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from xai_core.methods import REGISTRY, Target, explain, methods_for  # noqa: E402
-from xai_core.models.bundle import PREPROCESSINGS, ModelBundle  # noqa: E402
-from xai_core.models.demo import load_demo_model  # noqa: E402
+from xai_core.methods import REGISTRY, Target, explain, methods_for
+from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.models.demo import load_demo_model
 
 MOBILENET_METHODS = ("gradient", "guided_backprop", "integrated_gradients", "lrp.epsilon",
                      "lrp.sequential_preset_a", "deep_taylor", "gradcam")
@@ -93,7 +93,7 @@ def bench_model(name: str, bundle: ModelBundle, methods: list[str], repeats: int
             warm1, _ = timed(lambda m=mid: explain(bundle, m, img1, cls), repeats)
             warm16, _ = timed(lambda m=mid: explain(bundle, m, img16, cls), max(3, repeats // 3))
             print(f"| {mid} | {build:.2f} | {warm1 * 1e3:.1f} | {warm16 * 1e3:.1f} |", flush=True)
-        except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+        except Exception as exc:
             print(f"| {mid} | failed: {type(exc).__name__}: {str(exc)[:80]} | | |", flush=True)
 
     x16, x1 = bundle.preprocess(img16), bundle.preprocess(img1)

@@ -27,15 +27,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tensorflow as tf  # noqa: E402
-from bench_stats import measure  # noqa: E402
+import tensorflow as tf
+from bench_stats import measure
 
-from xai_core.analysis.dataset_pass import dataset_pass  # noqa: E402
-from xai_core.analysis.explore.dream import dream  # noqa: E402
-from xai_core.analysis.explore.embedding import MAX_POINTS, layer_features, tsne  # noqa: E402
-from xai_core.analysis.explore.metrics import Predictions  # noqa: E402
-from xai_core.data.dataset import demo_dataset, model_labels  # noqa: E402
-from xai_core.models.demo import load_demo_model  # noqa: E402
+from xai_core.analysis.dataset_pass import dataset_pass
+from xai_core.analysis.explore.dream import dream
+from xai_core.analysis.explore.embedding import MAX_POINTS, layer_features, tsne
+from xai_core.analysis.explore.metrics import Predictions
+from xai_core.data.dataset import demo_dataset, model_labels
+from xai_core.models.demo import load_demo_model
 
 
 def tsne_rows(cases: list[tuple[str, str, str]]) -> list[str]:

@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stats import median_time  # noqa: E402
+from bench_stats import median_time
 
-from xai_core.data.demo import load_demo_set  # noqa: E402
-from xai_core.methods.patterns import fit_patterns, image_batches  # noqa: E402
-from xai_core.models.demo import DEMO_MODELS, load_demo_model  # noqa: E402
+from xai_core.data.demo import load_demo_set
+from xai_core.methods.patterns import fit_patterns, image_batches
+from xai_core.models.demo import DEMO_MODELS, load_demo_model
 
 
 def bench(model_id: str, batch_size: int, repeats: int) -> list[str]:

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from xai_core.data.demo import load_demo_set  # noqa: E402
-from xai_core.methods import Target, explain  # noqa: E402
-from xai_core.models.demo import load_demo_model  # noqa: E402
-from xai_core.quality.faithfulness import deletion_insertion  # noqa: E402
+from xai_core.data.demo import load_demo_set
+from xai_core.methods import Target, explain
+from xai_core.models.demo import load_demo_model
+from xai_core.quality.faithfulness import deletion_insertion
 
 
 def timed(fn, repeats: int) -> float:

@@ -25,12 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from xai_core.analysis.dataset_pass import dataset_pass  # noqa: E402
-from xai_core.data.dataset import demo_dataset  # noqa: E402
-from xai_core.models.bundle import DEFAULT_BATCH_SIZE  # noqa: E402
-from xai_core.models.demo import DEMO_MODELS, load_demo_model  # noqa: E402
+from xai_core.analysis.dataset_pass import dataset_pass
+from xai_core.data.dataset import demo_dataset
+from xai_core.models.bundle import DEFAULT_BATCH_SIZE
+from xai_core.models.demo import DEMO_MODELS, load_demo_model
 
 
 def median_time(fn, repeats: int) -> float:

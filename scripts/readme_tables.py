@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xai_core.methods import FAMILIES, REGISTRY  # noqa: E402
-from xai_core.models.canonize import CANONIZATION_NOTE  # noqa: E402
-from xai_core.models.demo import DEMO_MODELS  # noqa: E402
+from xai_core.methods import FAMILIES, REGISTRY
+from xai_core.models.canonize import CANONIZATION_NOTE
+from xai_core.models.demo import DEMO_MODELS
 
 README = ROOT / "README.md"
 

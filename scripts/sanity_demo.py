@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xai_core.data.demo import load_demo_set  # noqa: E402
-from xai_core.errors import XaiLensError  # noqa: E402
-from xai_core.methods import methods_for  # noqa: E402
-from xai_core.models.demo import load_demo_model  # noqa: E402
-from xai_core.quality.sanity import DEMO_RESULTS, INSENSITIVE_THRESHOLD, cascading_randomization  # noqa: E402
+from xai_core.data.demo import load_demo_set
+from xai_core.errors import XaiLensError
+from xai_core.methods import methods_for
+from xai_core.models.demo import load_demo_model
+from xai_core.quality.sanity import DEMO_RESULTS, INSENSITIVE_THRESHOLD, cascading_randomization
 
 
 def main() -> None:

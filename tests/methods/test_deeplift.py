@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
@@ -179,7 +179,7 @@ def test_gradient_through_max_pooling_is_what_drifted(digits):
     ref = reference_images(bundle, x, "blur")
     with bundle.scope():
         pairs = tf.compat.v1.placeholder(tf.float32, (None, *bundle.input_shape))
-        with bundle.graph.gradient_override_map({op: dl._RESCALE for op in dl._OPS}):
+        with bundle.graph.gradient_override_map(dict.fromkeys(dl._OPS, dl._RESCALE)):
             out = bundle.model(pairs)
         idx = tf.compat.v1.placeholder(tf.int32, (None,))
         n = tf.shape(idx)[0]

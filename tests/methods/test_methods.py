@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from tiny_models import make_bundle, tiny_cnn
 
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
@@ -472,7 +472,7 @@ def test_maps_from_four_threads_equal_serial_maps(images):
                 k = (j + 2 * worker) % len(jobs)
                 mid, target = jobs[k]
                 results[(worker, k)] = explain(bundle, mid, images, target).maps
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]

@@ -220,7 +220,7 @@ def test_download_writes_the_file_atomically(tmp_path: Path) -> None:
     payload = np.random.default_rng(0).bytes(300_000)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             if self.path == "/cut.h5":  # announces more bytes than it sends, then hangs up
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))

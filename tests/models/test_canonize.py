@@ -5,7 +5,7 @@ from __future__ import annotations
 import innvestigate
 import numpy as np
 import pytest
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 from tiny_models import make_bundle
 
 from xai_core.methods import REGISTRY, Target, explain, get_method

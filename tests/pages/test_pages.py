@@ -70,7 +70,7 @@ def test_home_every_demo_model(home, model_id):
     ok(home)
     home.number_input(key="home.image").set_value(7).run()
     ok(home)
-    label = home.markdown[[i for i, m in enumerate(home.markdown) if "Why “" in m.value][0]].value
+    label = home.markdown[next(i for i, m in enumerate(home.markdown) if "Why “" in m.value)].value
     assert "Why “" in label
 
 

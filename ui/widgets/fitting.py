@@ -29,8 +29,8 @@ def fit_step(page: str, bundle: ModelBundle, model_key: str, spec: MethodSpec, v
     train = fitting.training_images(bundle)
     slot = st.empty()
     box = slot.container(border=True)
-    box.markdown(f"**{bundle.name}: fit {fitting.what} first.** {spec.label} learns them from data ({variant} {fitting.param}), "
-                 "once per model; they are then kept on disk.")
+    box.markdown(f"**{bundle.name}: fit {fitting.what} first.** {spec.label} learns them from data "
+                 f"({variant} {fitting.param}), once per model; they are then kept on disk.")
     key = f"{page}.fit_step.{slug(model_key)}.{variant}"
     total: int
     batches: Callable[[], Iterable[np.ndarray]]

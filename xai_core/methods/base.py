@@ -77,7 +77,7 @@ class Param:
             raise InvalidParameterError(
                 f"{self.label} must be one of {', '.join(map(str, self.choices))}; got {value!r}."
             )
-        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise InvalidParameterError(f"{self.label} must be between {self.min} and {self.max}; got {value}.")
         return value
 

@@ -146,8 +146,8 @@ st.altair_chart(agreement_chart(matrix, cell=64 if len(names) <= 4 else 48), key
 left, right = st.columns([3, 2], gap="large")
 left.dataframe(ag.mean_table(frame), hide_index=True,
                 column_config={v: st.column_config.NumberColumn(format="%.2f") for v in ag.METRICS.values()})
-right.caption(f"Mean over {len(items)} image(s). Spearman ρ: rank correlation of all pixels (1 = same order, "
-              f"−1 = reversed). Top-{k}% IoU: overlap of the {k}% most relevant pixels (1 = the same pixels, "
+right.caption(f"Mean over {len(items)} image(s). Spearman ρ: rank correlation (1 = same order, −1 = reversed). "
+              f"{ag.SPEARMAN_MEANING} Top-{k}% IoU: overlap of the {k}% most relevant pixels (1 = the same pixels, "
               f"0 = disjoint). {ag.NAN_MEANING}")
 
 keep_valid(f"{PAGE}.pair", ag.pairs(names), ag.pairs(names)[0])

@@ -22,15 +22,33 @@ def demo_model_keys() -> dict[str, str]:
     return {f"demo:{m.id}": f"{m.title} — {m.test_accuracy:.1%} test accuracy" for m in DEMO_MODELS.values()}
 
 
-def model_choices() -> dict[str, str]:
-    """Model key → label: demo models, every keras.applications network, the user's uploads."""
-    out = {f"demo:{m.id}": f"Demo · {m.title} ({m.test_accuracy:.0%})" for m in DEMO_MODELS.values()}
+def model_details() -> dict[str, str]:
+    """Model key → the long description: source, accuracy or input size, weights download, preprocessing."""
+    out = {f"demo:{m.id}": f"Demo · {m.title} · {m.test_accuracy:.1%} test accuracy" for m in DEMO_MODELS.values()}
     for name, spec in APPLICATIONS.items():
-        note = "" if weights_cached(name) else " · downloads weights"
-        out[f"app:{name}"] = f"ImageNet · {name} ({spec.input_size[0]}×{spec.input_size[1]}){note}"
+        note = "" if weights_cached(name) else " · downloads its ImageNet weights once"
+        out[f"app:{name}"] = f"ImageNet · keras.applications.{name} ({spec.input_size[0]}×{spec.input_size[1]}){note}"
     for key, (filename, preprocessing) in uploads().items():
-        out[key] = f"Yours · {filename} ({preprocessing})"
+        out[key] = f"Yours · {filename} · preprocessing {preprocessing}"
     return out
+
+
+def model_choices() -> dict[str, str]:
+    """Model key → a short, distinct label (a chip in a multiselect shows ~20 characters): demo models, every
+    keras.applications network, the user's uploads. :func:`model_details` has the long form."""
+    out = {f"demo:{m.id}": m.title.split(" (")[0] for m in DEMO_MODELS.values()}
+    out.update({f"app:{name}": f"{name} · ImageNet" for name in APPLICATIONS})
+    files = uploads()
+    names = [filename for filename, _ in files.values()]
+    for key, (filename, preprocessing) in files.items():
+        out[key] = filename if names.count(filename) == 1 else f"{filename} · {preprocessing}"
+    return out
+
+
+def choices_help(keys: Sequence[str]) -> str:
+    """Help text listing the long description of ``keys`` (the chosen models)."""
+    details = model_details()
+    return "  \n".join(details.get(k, k) for k in keys)
 
 
 def loaded_models(keys: Sequence[str]) -> dict[str, ModelBundle]:
@@ -89,9 +107,9 @@ def model_picker(page: str, max_models: int = 4) -> list[str]:
     choices = model_choices()
     st.session_state[key] = [k for k in st.session_state[key] if k in choices]
     return box.multiselect("Models", list(choices), format_func=lambda k: choices.get(k, k), key=key,
-                           max_selections=max_models,
-                           placeholder="Choose one or more models",
-                           help="Demo models work offline; ImageNet networks download their weights once.")
+                           max_selections=max_models, placeholder="Choose one or more models",
+                           help="Demo models work offline; ImageNet networks download their weights once. "
+                                "Chosen:  \n" + choices_help(st.session_state[key]))
 
 
 def model_select(page: str, name: str, default: str, label: str = "Model") -> str:
@@ -100,4 +118,4 @@ def model_select(page: str, name: str, default: str, label: str = "Model") -> st
     key = f"{page}.{name}"
     if st.session_state.get(key) not in choices:
         st.session_state[key] = default if default in choices else next(iter(choices))
-    return select(label, list(choices), labels=choices, key=key)
+    return select(label, list(choices), labels=choices, key=key, help=choices_help([st.session_state[key]]))

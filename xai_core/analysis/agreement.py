@@ -34,6 +34,9 @@ MEAN = "mean over images"
 #: What a NaN in the agreement frame means (shown next to the numbers).
 NAN_MEANING = ("n/a: one of the two maps is constant (e.g. all zero), so it ranks no pixel above another and "
                "has no top pixels; the pair is left out of the mean.")
+#: How ρ is computed, shown next to the numbers.
+SPEARMAN_MEANING = ("Spearman ρ ranks only the pixels that carry relevance in either map (at least 5 % of its "
+                    "largest value): a background both maps leave empty would otherwise make unrelated maps agree.")
 
 
 # ---------------------------------------------------------------------------------------------- sizes
@@ -81,13 +84,33 @@ def rank(values: np.ndarray) -> np.ndarray:
     return (ends - (counts - 1) / 2.0)[inverse]
 
 
-def spearman(a: np.ndarray, b: np.ndarray, by: RankBy = "abs") -> float:
-    """Spearman rank correlation of two maps ``(H, W)`` in [−1, 1] (Pearson correlation of their pixel ranks).
+#: A pixel carries relevance when its magnitude is at least this share of its map's largest magnitude.
+RELEVANT_SHARE = 0.05
 
-    Ties get average ranks. A constant map (e.g. all zero) has no ranking: the result is NaN (see
-    :data:`NAN_MEANING`). Ref. Spearman 1904; Adebayo et al. 2018, Sanity Checks for Saliency Maps, NeurIPS.
+
+def relevant_pixels(a: np.ndarray, b: np.ndarray, share: float = RELEVANT_SHARE) -> np.ndarray:
+    """bool ``(H·W,)``: the pixels that carry relevance in ``a`` or in ``b`` (magnitude ≥ ``share`` of that map's
+    largest). A pixel that neither map cares about (a shared empty background) says nothing about agreement."""
+    x = np.abs(np.asarray(a, dtype=np.float64).reshape(-1))
+    y = np.abs(np.asarray(b, dtype=np.float64).reshape(-1))
+    return (x >= share * x.max() if x.max() > 0 else np.zeros_like(x, bool)) | (
+        y >= share * y.max() if y.max() > 0 else np.zeros_like(y, bool))
+
+
+def spearman(a: np.ndarray, b: np.ndarray, by: RankBy = "abs", share: float | None = RELEVANT_SHARE) -> float:
+    """Spearman rank correlation in [−1, 1] of two maps ``(H, W)`` over the pixels that carry relevance in either
+    (:func:`relevant_pixels`; ``share=None`` ranks every pixel).
+
+    Ranking every pixel lets a background both maps leave at zero dominate: two maps that agree on nothing but the
+    empty background score ρ ≈ 0.8. Ties get average ranks. Fewer than three relevant pixels, or a constant map,
+    give NaN (see :data:`NAN_MEANING`). Ref. Spearman 1904; Adebayo et al. 2018, Sanity Checks for Saliency Maps.
     """
     x, y = _pair(a, b, by)
+    if share is not None:
+        keep = relevant_pixels(a, b, share)
+        if keep.sum() < 3:
+            return math.nan
+        x, y = x[keep], y[keep]
     rx, ry = rank(x), rank(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = math.sqrt(float(rx @ rx) * float(ry @ ry))

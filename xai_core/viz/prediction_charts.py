@@ -16,6 +16,8 @@ import pandas as pd
 from xai_core.viz.selection import selected_values
 
 PREDICTION_SELECTION = "pred_select"
+#: Bars are drawn at least this share of the axis wide, so a 0.0 % class is still a bar one can click.
+MIN_BAR = 0.02
 
 
 def predictions_frame(probs: np.ndarray, class_names: Sequence[str], k: int = 5,
@@ -38,13 +40,15 @@ def predictions_frame(probs: np.ndarray, class_names: Sequence[str], k: int = 5,
 def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_bar: int = 28) -> alt.Chart:
     """Horizontal bars of class probabilities for one image; clicking a bar selects its class.
 
-    The selection is named :data:`PREDICTION_SELECTION` over ``class_index``; read it back with
-    :func:`selected_class`.
+    Every bar is at least :data:`MIN_BAR` of the axis wide (the label and tooltip give the true value), so every
+    listed class can be clicked. The selection is named :data:`PREDICTION_SELECTION` over ``class_index``; read it
+    back with :func:`selected_class`.
     """
     sel = alt.selection_point(name=PREDICTION_SELECTION, fields=["class_index"], on="click", clear=False)
     idx = df["class_index"].astype(str)
     label = df["class_name"].where(df["class_name"] == idx, df["class_name"] + "  (" + idx + ")")
-    data = df.assign(label=label, is_target=df["class_index"] == selected if selected is not None else False)
+    data = df.assign(label=label, is_target=df["class_index"] == selected if selected is not None else False,
+                     shown=df["probability"].clip(lower=MIN_BAR))
     order = list(data.sort_values("rank")["label"])
     base = alt.Chart(data).encode(
         y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
@@ -53,10 +57,12 @@ def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_
                  alt.Tooltip("probability:Q", format=".2%")],
     )
     bars = base.mark_bar(cursor="pointer").encode(
+        x=alt.X("shown:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=alt.condition("datum.is_target", alt.value("#d6336c"), alt.value("#4c78a8")),
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.85)),
     ).add_params(sel)
-    text = base.mark_text(align="left", dx=4, fontSize=12).encode(text=alt.Text("probability:Q", format=".1%"))
+    text = base.mark_text(align="left", dx=4, fontSize=12).encode(
+        x="shown:Q", text=alt.Text("probability:Q", format=".1%"))
     return (bars + text).properties(height=alt.Step(height_per_bar))
 
 

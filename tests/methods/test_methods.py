@@ -84,6 +84,32 @@ def test_every_method_on_batchnorm_residual_model(resnet, method_id):
     assert method_id in methods_for(bundle)
     e = explain(bundle, method_id, imgs)
     assert e.maps.shape == (3, 1, 32, 32) and np.all(np.isfinite(e.maps))
+    if not get_method(method_id).signed:  # the map type the method card states is the one it produces
+        assert (e.maps >= -1e-6 * np.abs(e.maps).max()).all(), f"{method_id} is declared non-negative"
+
+
+def test_rules_that_only_spread_a_score_are_declared_non_negative():
+    """Issue: the LRP-α1β0 card said "Map: signed — red for, blue against" under "Never shows evidence against the
+    class". Positive-only rules (α1β0, z⁺) and the input-blind ones (w², flat) give maps of one sign."""
+    for method_id in ("lrp.alpha_1_beta_0", "lrp.alpha_1_beta_0_IB", "lrp.z_plus", "lrp.z_plus_fast", "lrp.w_square",
+                      "lrp.flat", "deep_taylor", "gradcam"):
+        assert not get_method(method_id).signed, method_id
+    for method_id in ("lrp.z", "lrp.epsilon", "lrp.alpha_2_beta_1", "gradient", "integrated_gradients"):
+        assert get_method(method_id).signed, method_id
+
+
+def test_negative_score_on_a_non_negative_method_is_drawn_by_magnitude(resnet):
+    """α1β0 for the least likely class spreads a negative logit: all ≤ 0. The page draws it by magnitude (not an
+    empty map) and says why."""
+    from xai_core.viz.render import normalize
+
+    bundle, imgs = resnet
+    worst = int(bundle.logits(bundle.preprocess(imgs)).mean(axis=0).argmin())
+    e = explain(bundle, "lrp.alpha_1_beta_0", imgs, Target.of_class(worst))
+    assert (e.maps <= 0).all() and (e.maps < 0).any()
+    assert any("all ≤ 0" in w for w in e.warnings)
+    drawn = normalize(e.maps[:, 0], signed=False)
+    assert drawn.max() == pytest.approx(1.0) and drawn.min() >= 0
 
 
 def test_integrated_gradients_completeness_on_batchnorm_model(resnet):

@@ -20,7 +20,6 @@ TIMEOUT = 300
 PAGE = "pages/visualize.py"
 
 
-
 def _images(at: AppTest) -> int:
     return count_elements(at, "image")
 
@@ -28,6 +27,23 @@ def _images(at: AppTest) -> int:
 @pytest.fixture(scope="module")
 def vis() -> AppTest:
     return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+
+
+@pytest.mark.parametrize(("method_id", "kind"), [("lrp.alpha_1_beta_0", "non-negative"),
+                                                 ("lrp.alpha_2_beta_1", "signed")])
+def test_method_card_states_the_map_type_it_draws(method_id, kind):
+    """Issue: "Map: signed — red for, blue against" right under "Never shows evidence against the class". The card
+    and the colour map follow the method's real map type."""
+    from xai_core.viz.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS
+
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.family"] = "LRP"
+    at.session_state["visualize.method.lrp"] = method_id
+    ok(at.run())
+    cards = [c.value for c in at.caption if "Map:" in c.value]
+    assert len(cards) == 1 and f"Map: {kind}" in cards[0]
+    cmaps = [s for s in at.sidebar.selectbox if s.label == "Colour map"][0].options
+    assert tuple(cmaps) == (SEQUENTIAL_CMAPS if kind == "non-negative" else DIVERGING_CMAPS)
 
 
 def test_default_run_shows_image_heatmap_overlay(vis):

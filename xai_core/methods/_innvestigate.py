@@ -129,6 +129,18 @@ def _z_or_epsilon(rule: Any) -> bool:
     return isinstance(rule, type) and issubclass(rule, (rrule.ZRule, rrule.EpsilonRule))
 
 
+def _positive_only(analyzer: LRP) -> bool:
+    """LRP analyzers whose rule passes on positive contributions only (α1β0, z⁺): their maps are never negative.
+    (The αβ analyzers keep α and β on themselves and use a proxy rule class.)"""
+    if getattr(analyzer, "_alpha", None) == 1 and getattr(analyzer, "_beta", None) == 0:
+        return True
+    rule = analyzer._rule
+    if isinstance(rule, str):
+        return rule in ("Alpha1Beta0", "Alpha1Beta0IgnoreBias", "ZPlus", "ZPlusFast")
+    return isinstance(rule, type) and issubclass(rule, (rrule.Alpha1Beta0Rule, rrule.Alpha1Beta0IgnoreBiasRule,
+                                                        rrule.ZPlusRule, rrule.ZPlusFastRule))
+
+
 _ORIGINAL_LRP_CREATE_ANALYSIS = LRP._create_analysis
 
 
@@ -148,10 +160,18 @@ def _lrp_create_analysis_fixed(self: LRP, *args: Any, **kwargs: Any) -> Any:
       α× or −β× the relevance at each one (453× the logit on DenseNet121 with α2β1 ignoring biases). Other rules
       pass relevance through them, as through a BatchNormalization they are.
 
-    Tests: tests/test_canonize.py, tests/test_zoo.py.
+    * ``Add`` under the positive-only rules (α1β0, z⁺): iNNvestigate splits a sum by x_i / Σx, so a negative input
+      (a residual branch after BatchNorm) receives negative relevance and α1β0 gave maps as negative as they were
+      positive on shapes_resnet. A sum is a unit-weight layer, and the rule's own z⁺ split of it is by the inputs'
+      positive parts: the maps stay non-negative and conserve what reaches the sum.
+
+    Tests: tests/models/test_canonize.py, tests/models/test_zoo.py, tests/methods/test_methods.py.
     """
     self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.ReLU),
                                           _relu_layer_relevance, priority=10, name="xai_lens_relu_layer")
+    if _positive_only(self):
+        self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.Add),
+                                              _positive_sum_relevance, priority=10, name="xai_lens_add_z_plus")
     if not _z_or_epsilon(self._rule):
         self._add_conditional_reverse_mapping(_is_elementwise, _pass_relevance, priority=10,
                                               name="xai_lens_elementwise")
@@ -168,7 +188,7 @@ def _deep_taylor_create_analysis_fixed(self: DeepTaylor, *args: Any, **kwargs: A
     0.5"), which hands *each* input the whole relevance of the sum: relevance doubles at every residual block
     (235× the logit on an uploaded MobileNetV2, 4.6× on shapes_resnet). Here a sum is split by its inputs'
     positive parts (the z⁺ rule Deep Taylor uses everywhere else), so the maps stay non-negative and conserve
-    relevance; the element-wise affine layers of canonization pass it through. Test: tests/test_canonize.py.
+    relevance; the element-wise affine layers of canonization pass it through. Test: tests/models/test_canonize.py.
     """
     self._add_conditional_reverse_mapping(lambda layer: isinstance(layer, tf.keras.layers.Add),
                                           _positive_sum_relevance, priority=10, name="xai_lens_add_z_plus")

@@ -238,6 +238,13 @@ def explain(
     )
     if spec.relevance:
         result.warnings += _conservation_warnings(bundle, spec, x_all, layer, idx_all, maps.reshape(total, -1))
+    if not spec.signed:
+        flat = maps.reshape(total, -1)
+        negative = int(((flat.max(axis=1) <= 0) & (flat.min(axis=1) < 0)).sum())
+        if negative:
+            result.warnings.append(
+                f"{negative} of {total} maps are all ≤ 0: the score they explain is negative, and {spec.label} only "
+                "spreads a score, it never separates evidence for and against; they are drawn by magnitude.")
     n_empty = int(result.empty.sum())
     if n_empty:
         result.warnings.append(

@@ -18,9 +18,13 @@ from xai_core.models.bundle import ModelBundle
 _REF = "Bach et al. 2015, PLoS ONE 10(7):e0130140; Montavon et al. 2019, LRP: An Overview."
 _CONSERVE = ("Relevance is conserved layer by layer, so the map sums to (about) the explained score. ")
 
-EPSILON = Param("epsilon", "float", 1e-7, "Epsilon",
+#: ε = 0.1, about a tenth of a typical activation: on the demo CNNs it keeps 75–87 % of the explained score and cuts
+#: the share of negative relevance from 36 % to 28 % (digits) and 42 % to 33 % (shapes); at 1e-7 (iNNvestigate's
+#: default) LRP-ε is LRP-0, and at 1 only 14 % of the score is left.
+EPSILON = Param("epsilon", "float", 0.1, "Epsilon",
                 "Stabiliser added to denominators; larger values absorb weak, contradictory relevance and give "
-                "sparser, less noisy maps.", min=1e-10, max=10.0, log=True)
+                "sparser, less noisy maps. 0.1 (about a tenth of a typical activation) shows what the rule is for; "
+                "1e-7 makes it LRP-0, 1 and above absorb most of the score.", min=1e-10, max=10.0, log=True)
 PRESET_EPSILON = Param("epsilon", "float", 0.1, "Epsilon (dense layers)",
                        "Epsilon of the rule used for dense layers.", min=1e-10, max=10.0, log=True)
 _GENERIC_RULES = ("Z", "Epsilon", "WSquare", "Flat", "Alpha2Beta1", "Alpha2Beta1IgnoreBias", "Alpha1Beta0",
@@ -65,7 +69,7 @@ def _generic_kwargs(bundle: ModelBundle, rule: str, input_rule: str) -> dict[str
 
 
 def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, ...] = (),
-          to_kwargs: ToKwargs | None = None, name: str | None = None) -> MethodSpec:
+          to_kwargs: ToKwargs | None = None, name: str | None = None, signed: bool = True) -> MethodSpec:
     name = name or mid
     probe_kwargs = None
     if to_kwargs is not None:
@@ -81,7 +85,7 @@ def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, 
 
     return MethodSpec(
         id=mid, label=label, family="LRP", summary=summary, caveat=caveat, reference=_REF, params=params,
-        run=_runner(mid, name, to_kwargs), innvestigate_name=name, relevance=True,
+        run=_runner(mid, name, to_kwargs), innvestigate_name=name, relevance=True, signed=signed,
         support=support_probe(name, probe_kwargs, sum_rule=_sum_rule(name, {p.name: p.default for p in params})),
     )
 
@@ -97,13 +101,17 @@ _SPECS = [
           to_kwargs=_generic_kwargs, name="lrp"),
     _spec("lrp.z", "LRP-0 (z rule)", _CONSERVE + "Equivalent to input × gradient on ReLU nets.",
           "Noisy on deep networks: contradictory evidence is amplified."),
-    _spec("lrp.epsilon", "LRP-ε", _CONSERVE + "ε absorbs weak relevance.",
-          "With a tiny ε it is as noisy as LRP-0; with a large ε relevance (and conservation) is lost.",
+    _spec("lrp.epsilon", "LRP-ε", _CONSERVE + "ε absorbs weak, contradictory relevance: a cleaner LRP-0. The default "
+          "ε = 0.1 (about a tenth of a typical activation) keeps most of the score and removes much of the noise.",
+          "With a tiny ε it is as noisy as LRP-0; with a large ε relevance (and conservation) is lost: the map then "
+          "adds up to less than the score.",
           params=(EPSILON,)),
     _spec("lrp.w_square", "LRP-w²", "Redistributes by squared weights, independent of the input.",
-          "Ignores the input's actual values: meant for the first layer only."),
+          "Ignores the input's actual values: meant for the first layer only. Never signed: every pixel gets a share "
+          "of the score (all negative when the score is).", signed=False),
     _spec("lrp.flat", "LRP-flat", "Spreads relevance uniformly over each neuron's receptive field.",
-          "Ignores weights and inputs; shows where the network can look, not what it saw."),
+          "Ignores weights and inputs; shows where the network can look, not what it saw. Never signed.",
+          signed=False),
     _spec("lrp.alpha_beta", "LRP-αβ", "Separates positive (α) and negative (β) evidence; β = α − 1.",
           "Large α, β create strong negative relevance and checkerboard artefacts. Biases count as evidence, so "
           "relevance is not conserved: on BatchNorm networks (BN folds into biases) totals can grow far past the "
@@ -117,13 +125,13 @@ _SPECS = [
     _spec("lrp.alpha_2_beta_1_IB", "LRP-α2β1 (ignore bias)", "α2β1 with biases ignored.",
           "Not conservative when biases carry relevance."),
     _spec("lrp.alpha_1_beta_0", "LRP-α1β0", "Positive evidence only: where the model found support.",
-          "Never shows evidence against the class."),
+          "Never shows evidence against the class.", signed=False),
     _spec("lrp.alpha_1_beta_0_IB", "LRP-α1β0 (ignore bias)", "α1β0 with biases ignored.",
-          "Never shows evidence against the class; not conservative with biases."),
+          "Never shows evidence against the class; not conservative with biases.", signed=False),
     _spec("lrp.z_plus", "LRP-z⁺", "Positive weights only (same as α1β0 ignoring bias): Deep Taylor for ReLU.",
-          "Never shows evidence against the class."),
+          "Never shows evidence against the class.", signed=False),
     _spec("lrp.z_plus_fast", "LRP-z⁺ (fast)", "A faster z⁺ implementation for non-negative inputs.",
-          "Assumes non-negative layer inputs."),
+          "Assumes non-negative layer inputs; never shows evidence against the class.", signed=False),
     _spec("lrp.sequential_preset_a", "LRP preset A",
           "ε for dense layers, α1β0 for convolutions: the composite recommended for CNNs.",
           "Composites are tuned for VGG-like nets; other architectures may need other rules.",

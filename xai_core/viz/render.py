@@ -29,12 +29,15 @@ def normalize(maps: np.ndarray, signed: bool, mode: NormMode = "max-abs", percen
     """Scale maps ``(..., H, W)`` to [−1, 1] (signed) or [0, 1] (unsigned), per map or ``shared`` by all.
 
     ``"max-abs"`` divides by the largest magnitude; ``"percentile"`` divides by the given percentile of the
-    magnitudes and clips, so a few extreme pixels do not wash out the rest. Unsigned maps drop negative values.
-    An all-zero map stays zero.
+    magnitudes and clips, so a few extreme pixels do not wash out the rest. Unsigned maps drop negative values; an
+    unsigned map that is all ≤ 0 (a non-negative method spreading a negative score) is drawn by its magnitude. An
+    all-zero map stays zero.
     """
     m = np.asarray(maps, dtype=np.float32)
-    mag = np.abs(m) if signed else np.maximum(m, 0)
     axes = None if shared else (-2, -1)
+    if not signed:  # a non-negative method spreading a negative score: draw its magnitude, not an empty map
+        m = np.where(m.max(axis=axes, keepdims=not shared) <= 0, -m, m)
+    mag = np.abs(m) if signed else np.maximum(m, 0)
     if mode == "percentile":
         scale = np.percentile(mag, percentile, axis=axes, keepdims=not shared)
     elif mode == "max-abs":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from ui.router import through_router  # isort: skip
@@ -103,6 +104,24 @@ def open_tab() -> str:
     return st.session_state[f"{PAGE}.tab"] if st.session_state.get(f"{PAGE}.tab") in TABS else TABS[0]
 
 
+def scores_columns(scores: pd.DataFrame) -> dict[str, Any]:
+    """Column formats of the per-image table: percentages with one decimal, narrow class columns, so that ten
+    classes fit at 1440 px (the raw floats showed 10+ decimals and pushed the last columns out of view)."""
+    config: dict[str, Any] = {
+        "id": st.column_config.TextColumn("image", width="medium"),
+        "true": st.column_config.TextColumn("true", width="small"),
+        "predicted": st.column_config.TextColumn("predicted", width="small"),
+        "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1,
+                                                      width="small"),
+        "true_probability": st.column_config.NumberColumn("p(true)", format="percent", width="small"),
+        "correct": st.column_config.CheckboxColumn("correct", width="small"),
+    }
+    for column in scores.columns:
+        if column.startswith("p(") and column not in config:
+            config[column] = st.column_config.NumberColumn(column, format="percent", width="small")
+    return config
+
+
 # ------------------------------------------------------------------------------------------- accuracy
 def accuracy(s: Scope) -> None:
     view, dataset, send = s.pass_view, s.dataset, s.send
@@ -125,9 +144,8 @@ def accuracy(s: Scope) -> None:
                 "Name the class folders like the model's classes to get accuracy.", icon=":material/info:")
     st.markdown("**Each image's scores** — select a row to see the image.")
     picked = st.dataframe(scores, hide_index=True, width="stretch", key=f"{PAGE}.scores", on_select="rerun",
-                          selection_mode="single-row", column_config={
-                              "confidence": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                                            max_value=1)})
+                          selection_mode="single-row", column_order=[c for c in scores.columns if c != "index"],
+                          column_config=scores_columns(scores))
     if rows := picked["selection"]["rows"]:
         i = int(scores["index"].iloc[rows[0]])
         image_cards(PAGE, "score", dataset, [i], describe([i]), send=lambda _: send)

@@ -31,6 +31,11 @@ from xai_core.viz.render import png_data_url
 from xai_core.viz.suggest_charts import histogram_chart, scatter_chart, selected_bins, selected_points
 
 PAGE = "suggest"
+DEFAULT_MODELS = ("demo:digits_cnn", "demo:digits_resnet")
+READ_CONSENSUS = ("**How to read it:** each point is one image of the data set. Further right, the models are more "
+                  "confident; lower down, fewer of them agree; red points are images they disagree on. The lists "
+                  "beside it rank the images most worth explaining: the most disagreed, the confidently wrong and "
+                  "the least confident. Click a point or a row to see the image, then **Explain** it.")
 TOOLTIP_THUMBS = 2000  # images get a hover thumbnail up to this many points
 
 through_router()
@@ -43,14 +48,17 @@ col_data, col_models = st.columns([3, 2], gap="large")
 with col_data:
     dataset = dataset_picker(PAGE)
 with col_models:
+    init_state(f"{PAGE}.models", list(DEFAULT_MODELS))  # two models: the view that points at images opens first
     bundles = loaded_models(model_picker(PAGE))
 if dataset is None or not bundles:
     st.info("Choose a data set and at least one model.", icon=":material/info:")
     st.stop()
 
-views = {"activations": "Activations of one model", "consensus": "Agreement of several models"}
+views = {"consensus": "Images worth a look (several models)", "activations": "Activations of one model"}
 init_state(f"{PAGE}.view", "consensus" if len(bundles) > 1 else "activations")
 view = segmented("View", list(views), labels=views, key=f"{PAGE}.view")
+if view == "consensus":
+    st.caption(READ_CONSENSUS)
 
 # ------------------------------------------------------------------------------------- one model
 if view == "activations":

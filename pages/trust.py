@@ -12,8 +12,9 @@ from ui.cache import demo_set, get_model, localisation_frame, quality_frame, san
 from ui.feedback import run_safely
 from ui.format import label_of
 from ui.state import init_state, keep_valid, open_in_visualize
-from ui.widgets.datasets import dataset_picker, image_cards
+from ui.widgets.datasets import dataset_picker
 from ui.widgets.models import demo_model_keys, model_select
+from ui.widgets.trust import worst_cards
 from ui.widgets.typed import select
 from xai_core.data.dataset import Dataset, demo_dataset
 from xai_core.data.inputs import make_record
@@ -66,16 +67,16 @@ def method_choice(name: str, allowed: list[str], defaults: tuple[str, ...]) -> l
 
 
 def worst_block(name: str, model_key: str, dataset: Dataset, frame: pd.DataFrame, methods: list[str],
-                metric: str) -> None:
-    """The method to inspect (a bar click picks it), its worst images, and a button opening them in Visualize."""
+                metric: str, explained: str = "predicted") -> None:
+    """The method to inspect (a bar click picks it), its worst images with their maps and scores, and a button
+    opening them in Visualize."""
     key = f"{PAGE}.{name}.method"
     keep_valid(key, methods, methods[0])
     method = st.selectbox("Worst images of", methods, key=key, format_func=label_of,
                           help="Click a bar of the chart to choose a method.")
-    worst = worst_images(frame, method, metric, k=6)
-    where = {image_id: i for i, image_id in enumerate(dataset.ids)}
-    indices = [where[i] for i in worst["image_id"]]
-    image_cards(PAGE, name, dataset, indices, [f"{i.split('/')[-1]} · {v:.3f}" for i, v in worst.values])
+    st.caption(f"Where {label_of(method)} scores worst on *{METRICS[metric].label}*: each image with its map (for "
+               f"{'the labelled class' if explained == 'label' else 'the predicted class'}) and its score.")
+    indices = worst_cards(model_key, dataset, method, metric, worst_images(frame, method, metric, k=6), explained)
     if indices and st.button(f"Open these {len(indices)} images in Visualize", key=f"{PAGE}.{name}.send",
                              icon=":material/image_search:"):
         pixels = run_safely(lambda: dataset.read(indices), "Reading the images")
@@ -114,7 +115,7 @@ with tab_loc:
                 col.markdown(f"**{METRICS[metric].label}** · mean ± sd over {n_loc} images")
                 col.altair_chart(leaderboard_chart(leaderboard(frame, metric)), key=chart_key, width="stretch",
                                  on_select=partial(on_method_click, chart_key, f"{PAGE}.loc.method", QUALITY_METHOD))
-            worst_block("loc", loc_model, demo_dataset("shapes"), frame, methods, "relevance_mass")
+            worst_block("loc", loc_model, demo_dataset("shapes"), frame, methods, "relevance_mass", "label")
 
 with tab_sanity:
     st.caption("Cascading randomisation (Adebayo et al. 2018): the layers' weights are re-initialised from the top "
@@ -180,6 +181,6 @@ with tab_scale:
                 chart_key = f"{PAGE}.ds.chart"
                 st.altair_chart(dataset_chart(board), key=chart_key, width="stretch",
                                 on_select=partial(on_method_click, chart_key, f"{PAGE}.ds.method", DATASET_METHOD))
-                worst_block("ds", ds_model, dataset, frame, list(board["method"]), metric)
+                worst_block("ds", ds_model, dataset, frame, list(board["method"]), metric, target)
             elif frame is not None:
                 st.info(f"No method here has a value for {METRICS[metric].label}.", icon=":material/info:")

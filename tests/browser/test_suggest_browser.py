@@ -18,6 +18,8 @@ def test_click_histogram_bar_shows_thumbnails(page, app_url):
     page.goto(f"{app_url}/suggest")
     wait_for_app(page)
     assert_no_exception(page)
+    page.get_by_role("radio", name="Activations of one model").click()
+    wait_for_app(page)
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for(state="visible")
     click_tallest_bar(page, chart)
@@ -36,13 +38,8 @@ def test_click_histogram_bar_shows_thumbnails(page, app_url):
 
 def test_consensus_scatter_click_shows_the_image(page, app_url):
     page.goto(f"{app_url}/suggest")
-    wait_for_app(page)
-    page.locator('[data-testid="stMultiSelect"]').filter(has_text="Models").click()
-    page.get_by_role("option", name="Digits ResNet", exact=False).first.click()
-    page.keyboard.press("Escape")
-    wait_for_app(page)
-    page.get_by_role("radio", name="Agreement of several models").click()
-    wait_for_app(page)
+    wait_for_app(page)  # opens on two demo digits models and their agreement
+    page.get_by_text("How to read it:").first.wait_for()
     assert_no_exception(page)
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     disagree = chart.locator('path[aria-roledescription="circle"][fill="#d62728"]')  # the red "disagree" points

@@ -16,7 +16,6 @@ PAGE = "pages/suggest.py"
 TIMEOUT = 300
 
 
-
 def _labels(at: AppTest) -> list[str]:
     """Labels of every expander on the page (one with an icon is a "status" node in AppTest's tree)."""
 
@@ -29,7 +28,18 @@ def _labels(at: AppTest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def page() -> AppTest:
-    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at.session_state["suggest.view"] = "activations"
+    return ok(at.run())
+
+
+def test_opens_on_the_images_worth_a_look():
+    """Issue: Suggest opened on "mean activation of predictions_logits", which tells a newcomer nothing. It opens on
+    two demo models' agreement, with the rankings of the images worth explaining and a sentence on how to read it."""
+    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    assert at.session_state["suggest.view"] == "consensus"
+    assert any(c.value.startswith("**How to read it:**") for c in at.caption)
+    assert [t.label.split(" (")[0] for t in at.tabs][:2] == ["most disagreed", "least confident"]
 
 
 def test_layer_mode_default(page):

@@ -40,7 +40,10 @@ def test_localisation_leaderboard_and_worst_images(trust):
     box = trust.selectbox(key="trust.loc.method")
     assert box.options == ["Grad-CAM", "Random"]
     captions = [c.value for c in trust.caption]
-    assert sum(" · 0." in c or " · 1." in c for c in captions) >= 4, "one caption (id · value) per worst image"
+    worst = [c for c in captions if "Relevance mass in the object: **" in c]
+    assert len(worst) >= 4, "each worst image names the metric and its value (not a bare number)"
+    assert all(" (class " in c for c in worst), "and the class its map explains"
+    assert count_elements(trust, "image") >= len(worst), "each worst image is shown with its map"
     box.set_value("random")
     ok(trust.run())
     assert _charts(trust) == 2, "changing the inspected method keeps the (cached) leaderboard"

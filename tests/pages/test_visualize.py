@@ -42,7 +42,7 @@ def test_method_card_states_the_map_type_it_draws(method_id, kind):
     ok(at.run())
     cards = [c.value for c in at.caption if "Map:" in c.value]
     assert len(cards) == 1 and f"Map: {kind}" in cards[0]
-    cmaps = [s for s in at.sidebar.selectbox if s.label == "Colour map"][0].options
+    cmaps = next(s for s in at.sidebar.selectbox if s.label == "Colour map").options
     assert tuple(cmaps) == (SEQUENTIAL_CMAPS if kind == "non-negative" else DIVERGING_CMAPS)
 
 

@@ -6,18 +6,24 @@ Nothing is computed until the user turns the checks on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from ui.cache import params_key, quality_report, sanity_flags
+from ui.cache import explanation, get_model, params_key, quality_report, sanity_flags
 from ui.explanations import Column
 from ui.feedback import attempt
 from ui.state import init_state
+from xai_core.data.dataset import Dataset, model_labels
+from xai_core.data.images import to_display
 from xai_core.methods import Target, get_method
+from xai_core.quality import METRICS
 from xai_core.quality.report import measures_by_image
 from xai_core.quality.sanity import demo_sanity
 from xai_core.viz.quality_charts import curves_chart
+from xai_core.viz.render import normalize, overlay, upscale
 
 STEPS = (10, 20, 50)
 INTRO = ("**Deletion**: remove the pixels the map ranks highest first; a faithful map destroys the class probability "
@@ -98,3 +104,39 @@ def _column_report(page: str, m: int, column: Column, steps: int) -> None:
     if report.axiom is not None:
         table.caption(f"{report.axiom.statement}, tolerance {report.axiom.tolerance:.0%}. {report.axiom.note}")
     chart.altair_chart(curves_chart(report.curves.frame(), height=130, width=165), key=f"{page}.trust.curves.{m}")
+
+
+def worst_cards(model_key: str, dataset: Dataset, method_id: str, metric: str, worst: pd.DataFrame,
+                explained: str = "predicted", per_row: int = 6) -> list[int]:
+    """The images where ``method_id`` scores worst on ``metric`` (``worst``: ``image_id, value``), each as its map
+    over the image with the metric's name and value, so one can see *why* it scored badly. ``explained``: the class
+    the scores explained ("predicted" or "label", as in :func:`xai_core.quality.dataset_metrics`). Returns the data
+    set positions shown."""
+    bundle = get_model(model_key)
+    spec = get_method(method_id)
+    where = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    indices = [where[i] for i in worst["image_id"] if i in where]
+    images = dataset.model_images(indices, bundle.input_size, bundle.channels)
+    labels = model_labels(dataset, bundle.class_names)[0]
+    label = METRICS[metric].label if metric in METRICS else metric
+    for start in range(0, len(indices), per_row):
+        for col, i, value in zip(st.columns(per_row), indices[start:start + per_row],
+                                 worst["value"].iloc[start:start + per_row]):
+            name = dataset.ids[i].split("/")[-1]
+            pixels = images.get(i)
+            if pixels is None:
+                col.caption(f"{name}: could not be read")
+                continue
+            x = pixels[None].astype(np.float32)
+            cls = int(labels[i]) if explained == "label" and labels[i] >= 0 else None
+            target = Target.predicted() if cls is None else Target.of_class(cls)
+            expl, error = attempt(partial(explanation, model_key, method_id, f"{dataset.key}:{dataset.ids[i]}",
+                                          target, spec.defaults(), x), f"{spec.label} on {name}")
+            if expl is None:
+                col.image(upscale(to_display(pixels), 112), width="stretch")
+                col.caption(error or "")
+                continue
+            drawn = normalize(expl.maps[0, 0], spec.signed, "percentile", 99.5)
+            col.image(upscale(overlay(to_display(pixels), drawn, spec.signed, alpha=0.6), 112), width="stretch")
+            col.caption(f"{name} · {expl.labels[0][0]}  \n{label}: **{value:.3f}**")
+    return indices

@@ -24,7 +24,7 @@ from ui.feedback import Progress, progress
 from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
 from xai_core.analysis.explore.metrics import Predictions
-from xai_core.data.dataset import Dataset, demo_dataset, open_folder, open_zip
+from xai_core.data.dataset import Dataset, demo_dataset, extraction_folder, open_folder, open_zip
 from xai_core.data.demo import DemoSet, load_demo_set
 from xai_core.data.gallery import GalleryImage, demo_images, photos
 from xai_core.data.images import FitMode, fit_to_model, to_display
@@ -195,7 +195,10 @@ def _zip_dataset(digest: str, name: str, _data: bytes) -> Dataset:
 
 
 def zip_dataset(data: bytes, name: str) -> Dataset:
-    """The data set in an uploaded zip, unpacked once per content."""
+    """The data set in an uploaded zip, unpacked once per content (again if the disk budget's clean-up removed
+    it to make room for other archives)."""
+    if not (extraction_folder(data, DATASET_DIR) / ".complete").exists():
+        _zip_dataset.clear(content_key(data), name, data)
     return _zip_dataset(content_key(data), name, data)
 
 

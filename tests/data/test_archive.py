@@ -98,3 +98,34 @@ def test_extract_refuses_non_zip_input(tmp_path: Path) -> None:
         safe_extract_zip(tmp_path / "photo.jpg", tmp_path / "out")
     with pytest.raises(DatasetError, match="does not exist"):
         safe_extract_zip(tmp_path / "missing.zip", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- limits are exact, refusals leave nothing
+def test_an_archive_exactly_at_the_byte_limit_is_accepted_one_byte_more_is_not(tmp_path: Path) -> None:
+    limit = 1024**2
+    assert len(safe_extract_zip(_bomb(limit), tmp_path / "at", max_bytes=limit)) == 1
+    with pytest.raises(DatasetError, match="at most 1.0 MB"):
+        safe_extract_zip(_bomb(limit + 1), tmp_path / "over", max_bytes=limit)
+    assert not (tmp_path / "over").exists()
+
+
+def test_written_bytes_are_checked_at_the_limit_too(tmp_path: Path) -> None:
+    """A header that declares exactly the limit but unpacks to one byte more is stopped while writing."""
+    limit = 1024**2
+    with pytest.raises(DatasetError):
+        safe_extract_zip(_bomb(limit + 1, declared=limit), tmp_path / "out", max_bytes=limit)
+    assert not (tmp_path / "out").exists(), "the folder this call created is gone"
+
+
+def test_a_refused_zip_slip_archive_leaves_no_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="outside the extraction folder"):
+        safe_extract_zip(make_zip({"ok.txt": b"fine", "../evil.txt": b"evil"}), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_extracting_into_an_existing_folder_keeps_it_on_refusal(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("keep")
+    with pytest.raises(DatasetError):
+        safe_extract_zip(_bomb(2048, declared=10), tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["mine.txt"]

@@ -134,3 +134,68 @@ def test_model_labels_match_by_name_wnid_and_number():
     assert labels.tolist() == [1, 0, -1, -1] and unmatched == ["zebra"]
     numeric = Dataset("y", "y", ("a", "b"), np.array([0, 1]), ("0", "7"), reader=lambda i: None)
     assert model_labels(numeric, [f"c{i}" for i in range(10)])[0].tolist() == [0, 7]
+
+
+# --------------------------------------------------------------------------- disk budget of unpacked zips
+def _image_zip(seed: int, n: int = 3, side: int = 64) -> bytes:
+    import io as _io
+    import zipfile as _zipfile
+
+    from PIL import Image as _Image
+
+    rng = np.random.default_rng(seed)
+    buf = _io.BytesIO()
+    with _zipfile.ZipFile(buf, "w", _zipfile.ZIP_STORED) as zf:
+        for i in range(n):
+            png = _io.BytesIO()
+            _Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(png, "PNG")
+            zf.writestr(f"cls{i % 2}/img{i}.png", png.getvalue())
+    return buf.getvalue()
+
+
+def _unpacked(workdir) -> list[str]:
+    return sorted(p.name for p in workdir.glob("zip-*"))
+
+
+def test_unpacked_zips_stay_within_the_disk_budget_oldest_removed_first(tmp_path):
+    from xai_core.data.dataset import extractions, open_zip
+
+    archives = [_image_zip(seed) for seed in range(3)]
+    size = len(archives[0])  # stored, not deflated: unpacked ≈ archive size
+    budget = int(2.5 * size)
+    first = open_zip(archives[0], tmp_path, budget=budget)
+    open_zip(archives[1], tmp_path, budget=budget)
+    assert len(_unpacked(tmp_path)) == 2
+    open_zip(archives[0], tmp_path, budget=budget)  # used again: now the most recent
+    open_zip(archives[2], tmp_path, budget=budget)
+    kept = {f.name for f, _ in extractions(tmp_path)}
+    assert len(kept) == 2 and f"zip-{first.key.split(':')[1]}" in kept, "the least recently used one went"
+    assert sum(n for _, n in extractions(tmp_path)) <= budget
+
+
+def test_an_archive_larger_than_the_budget_is_refused_before_writing(tmp_path):
+    from xai_core.data.dataset import open_zip
+
+    archive = _image_zip(0)
+    with pytest.raises(DatasetError, match="disk budget"):
+        open_zip(archive, tmp_path, budget=len(archive) // 2)
+    assert _unpacked(tmp_path) == []
+
+
+def test_a_zip_without_images_or_over_the_limit_leaves_nothing(tmp_path):
+    """The issue's zipbomb case: it passed the check, unpacked fully, was refused afterwards, and its bytes stayed
+    in the extraction folder for good."""
+    import io as _io
+    import zipfile as _zipfile
+
+    from xai_core.data.dataset import open_zip
+
+    buf = _io.BytesIO()
+    with _zipfile.ZipFile(buf, "w", _zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(4 * 1024**2))
+    with pytest.raises(DatasetError):
+        open_zip(buf.getvalue(), tmp_path, budget=64 * 1024**2)
+    assert _unpacked(tmp_path) == [], "refused after unpacking: the unpacked bytes are removed"
+    with pytest.raises(DatasetError):
+        open_zip(buf.getvalue(), tmp_path, max_bytes=4 * 1024**2 - 1, budget=64 * 1024**2)
+    assert _unpacked(tmp_path) == []

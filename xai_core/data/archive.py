@@ -8,7 +8,9 @@
 - more files or more uncompressed bytes than the caps. The declared sizes are checked first, and the bytes
   actually written are counted as well, because the sizes in a zip header can lie (a "zip bomb").
 
-Every refusal is a :class:`~xai_core.errors.DatasetError` whose message says what to do.
+Every refusal is a :class:`~xai_core.errors.DatasetError` whose message says what to do, and leaves nothing behind:
+what was written is removed, and a target folder this call created is removed with it. The caps are inclusive (an
+archive of exactly ``max_bytes`` is accepted, one byte more is not).
 
 Ref. Snyk, "Zip Slip Vulnerability" (2018); CWE-22, CWE-409.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -82,7 +85,7 @@ def safe_extract_zip(
     source : path of a zip file, or its bytes (e.g. from an upload widget).
     target_dir : folder to extract into (created if needed); nothing is ever written outside it.
     max_files : most file entries accepted (folders do not count).
-    max_bytes : most uncompressed bytes accepted, declared and actually written.
+    max_bytes : most uncompressed bytes accepted (inclusive), declared and actually written.
 
     Returns
     -------
@@ -94,9 +97,25 @@ def safe_extract_zip(
     DatasetError
         Not a zip / damaged, an entry escaping ``target_dir`` (absolute path, ``..``), a symbolic link, an
         encrypted entry, or more than ``max_files`` files / ``max_bytes`` bytes. Files already written by this
-        call are removed again.
+        call are removed again, and ``target_dir`` too when this call created it.
     """
     target_dir = Path(target_dir)
+    created = not target_dir.exists()
+    try:
+        return _extract(source, target_dir, max_files, max_bytes)
+    except BaseException:
+        if created:
+            shutil.rmtree(target_dir, ignore_errors=True)
+        raise
+
+
+def declared_size(source: str | Path | bytes) -> int:
+    """Uncompressed bytes an archive's headers declare for its files (checked again while extracting)."""
+    with _open(source) as zf:
+        return sum(i.file_size for i in zf.infolist() if not i.is_dir())
+
+
+def _extract(source: str | Path | bytes, target_dir: Path, max_files: int, max_bytes: int) -> list[Path]:
     with _open(source) as zf:
         infos = zf.infolist()
         files = [i for i in infos if not i.is_dir()]
@@ -111,7 +130,6 @@ def safe_extract_zip(
                 f"The archive unpacks to {_mb(declared)}; at most {_mb(max_bytes)} are accepted. "
                 "Upload a smaller archive."
             )
-        target_dir.mkdir(parents=True, exist_ok=True)
         root = target_dir.resolve()
         plan: list[tuple[zipfile.ZipInfo, Path]] = []
         for info in infos:
@@ -127,6 +145,7 @@ def safe_extract_zip(
                 )
             plan.append((info, dest))
 
+        target_dir.mkdir(parents=True, exist_ok=True)  # only once every entry passed the checks
         written: list[Path] = []
         total = 0
         try:

@@ -15,7 +15,11 @@ opened; files that fail to decode later are skipped by :meth:`Dataset.batches` a
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from xai_core.data.archive import safe_extract_zip
+from xai_core.data.archive import declared_size, safe_extract_zip
 from xai_core.data.demo import load_demo_set
 from xai_core.data.images import IMAGE_TYPES, FitMode, fit_to_model, load_image
 from xai_core.errors import DatasetError, ImageLoadError, XaiLensError
@@ -32,6 +36,12 @@ Progress = Callable[[int, int], None]
 
 #: Most images a folder or zip may hold (beyond this, sample the folder first).
 MAX_IMAGES = 50_000
+#: Most bytes one zip may unpack to (inclusive).
+MAX_ZIP_BYTES = 2 * 1024**3
+#: Default disk budget of all unpacked zips together (``XAI_LENS_DISK_BUDGET_MB`` overrides it): Community Cloud's
+#: disk is shared, so the oldest extractions are removed to make room for a new one.
+DISK_BUDGET_BYTES = 3 * 1024**3
+_EXTRACTING = threading.Lock()  # one extraction (and clean-up) at a time: sessions run in threads
 _SUFFIXES = {f".{t}" for t in IMAGE_TYPES}
 _IGNORED = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -265,27 +275,98 @@ def open_folder(path: str | Path, name: str | None = None, key: str | None = Non
     )
 
 
+def disk_budget() -> int:
+    """Bytes all unpacked zips may take together: ``$XAI_LENS_DISK_BUDGET_MB`` or :data:`DISK_BUDGET_BYTES`."""
+    value = os.environ.get("XAI_LENS_DISK_BUDGET_MB")
+    try:
+        return int(float(value) * 1024**2) if value else DISK_BUDGET_BYTES
+    except ValueError:
+        return DISK_BUDGET_BYTES
+
+
+def _folder_bytes(folder: Path) -> int:
+    done = folder / ".complete"
+    try:
+        return int(done.read_text().strip() or "x")
+    except (OSError, ValueError):
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def extractions(workdir: str | Path) -> list[tuple[Path, int]]:
+    """``(folder, bytes)`` of every unpacked zip under ``workdir``, least recently used first."""
+    folders = [f for f in Path(workdir).glob("zip-*") if f.is_dir()] if Path(workdir).is_dir() else []
+
+    def used(folder: Path) -> float:
+        done = folder / ".complete"
+        return done.stat().st_mtime if done.exists() else 0.0  # unfinished ones (a crash) go first
+
+    return [(f, _folder_bytes(f)) for f in sorted(folders, key=used)]
+
+
+def make_room(workdir: str | Path, needed: int, budget: int, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used extractions under ``workdir`` until ``needed`` more bytes fit in ``budget``;
+    returns the folders removed."""
+    removed = []
+    existing = [(f, n) for f, n in extractions(workdir) if f != keep]
+    used = sum(n for _, n in existing)
+    for folder, size in existing:
+        if used + needed <= budget:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        used -= size
+    return removed
+
+
+def extraction_folder(data: bytes, workdir: str | Path) -> Path:
+    """Where :func:`open_zip` unpacks the archive ``data`` (one folder per content); it holds ``.complete`` once
+    the extraction finished, and is gone after a clean-up made room for other archives."""
+    return Path(workdir) / f"zip-{hashlib.sha1(data).hexdigest()[:16]}"
+
+
 def open_zip(source: str | Path | bytes, workdir: str | Path, name: str | None = None,
-             max_files: int = MAX_IMAGES, max_bytes: int = 2 * 1024**3,
+             max_files: int = MAX_IMAGES, max_bytes: int = MAX_ZIP_BYTES, budget: int | None = None,
              progress: Progress | None = None) -> Dataset:
     """Extract a zip (of either folder layout) safely under ``workdir`` and open it with :func:`open_folder`.
 
-    The archive is extracted once per content (a folder named by its hash); zip-slip paths, links, encrypted
-    entries and archives above ``max_files`` files or ``max_bytes`` uncompressed bytes raise
-    :class:`DatasetError` (see :func:`xai_core.data.archive.safe_extract_zip`).
+    The archive is extracted once per content (a folder named by its hash). Zip-slip paths, links, encrypted
+    entries and archives above ``max_files`` files or ``max_bytes`` uncompressed bytes raise :class:`DatasetError`
+    (see :func:`xai_core.data.archive.safe_extract_zip`). All extractions together stay within ``budget`` bytes
+    (default :func:`disk_budget`): the least recently used ones are removed to make room, and an archive larger than
+    the budget is refused before anything is written. On any refusal or error its folder is removed again.
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    digest = hashlib.sha1(data).hexdigest()[:16]
-    target = Path(workdir) / f"zip-{digest}"
+    target = extraction_folder(data, workdir)
+    digest = target.name.removeprefix("zip-")
     done = target / ".complete"
-    if not done.exists():
-        safe_extract_zip(data, target / "data", max_files=max_files, max_bytes=max_bytes)
-        done.touch()
+    budget = disk_budget() if budget is None else int(budget)
+    with _EXTRACTING:
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)  # left by an interrupted extraction
+            declared = declared_size(data)
+            limit = min(max_bytes, budget)
+            if declared > limit:
+                which = "the disk budget for unpacked archives" if budget < max_bytes else "the most one archive may"
+                raise DatasetError(f"The archive unpacks to {declared / 1024**2:,.1f} MB, more than {which} "
+                                   f"({limit / 1024**2:,.1f} MB). Upload a smaller archive (e.g. a sample per class).")
+            make_room(workdir, declared, budget, keep=target)
+            try:
+                files = safe_extract_zip(data, target / "data", max_files=max_files, max_bytes=limit)
+                done.write_text(str(sum(f.stat().st_size for f in files)))
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+        now = time.time_ns()
+        os.utime(done, ns=(now, now))  # most recently used (explicit ns: the kernel's own stamp is coarse)
     display = name or (Path(source).name if not isinstance(source, bytes) else "archive.zip")
-    return open_folder(target / "data", name=display, key=f"zip:{digest}", progress=progress)
+    try:
+        return open_folder(target / "data", name=display, key=f"zip:{digest}", progress=progress)
+    except BaseException:
+        with _EXTRACTING:
+            shutil.rmtree(target, ignore_errors=True)  # e.g. no images in it: nothing stays on disk
+        raise
 
 
-# ----------------------------------------------------------------------------------------- labels vs model
 def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name).strip().lower()
 

@@ -9,6 +9,7 @@ progress bar are kept in a server-wide LRU store (:func:`computed`), because ``s
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -43,6 +44,9 @@ MAX_UPLOAD_SIDE = 1024  # uploaded photos are downscaled to this once; models ta
 APP_RETRY_S = 60.0  # a failed ImageNet weights download is not retried on every rerun
 MAX_UPLOADS = 8  # uploaded model files kept in memory
 DATASET_DIR = Path(tempfile.gettempdir()) / "xai-lens-datasets"
+#: Guards every store shared by all sessions (uploads, download failures, sanity flags, long computations): each
+#: session's script runs in its own thread, and a dict changed while another thread iterates over it raises.
+STORES_LOCK = threading.RLock()
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -76,13 +80,15 @@ def _application(name: str) -> ModelBundle:
 
 def application_model(name: str) -> ModelBundle:
     """``keras.applications.<name>`` with ImageNet weights; offline the download error is remembered briefly."""
-    failed = _download_failures().get(name)
+    with STORES_LOCK:
+        failed = _download_failures().get(name)
     if failed and time.monotonic() - failed[0] < APP_RETRY_S:
         raise WeightsUnavailableError(failed[1])
     try:
         return _application(name)
     except WeightsUnavailableError as exc:
-        _download_failures()[name] = (time.monotonic(), str(exc))
+        with STORES_LOCK:
+            _download_failures()[name] = (time.monotonic(), str(exc))
         raise
 
 
@@ -100,22 +106,25 @@ def register_upload(data: bytes, filename: str, preprocessing: str = AUTO,
     classes = tuple(class_names) if class_names else None
     ckey = content_key("\n".join(classes).encode()) if classes else "-"
     key = f"upload:{content_key(data)}:{preprocessing}:{ckey}"
-    store = _upload_store()
-    store[key] = (bytes(data), filename, preprocessing, classes)
-    while len(store) > MAX_UPLOADS:
-        store.pop(next(iter(store)))
+    with STORES_LOCK:
+        store = _upload_store()
+        store[key] = (bytes(data), filename, preprocessing, classes)
+        while len(store) > MAX_UPLOADS:
+            store.pop(next(iter(store)))
     return key
 
 
 def uploads() -> dict[str, tuple[str, str]]:
     """Model key → ``(file name, preprocessing)`` of the uploaded models in memory."""
-    return {key: (filename, pre) for key, (_, filename, pre, _) in _upload_store().items()}
+    with STORES_LOCK:
+        return {key: (filename, pre) for key, (_, filename, pre, _) in _upload_store().items()}
 
 
 @st.cache_resource(show_spinner="Loading your model …", max_entries=8)
 def uploaded_model(key: str) -> ModelBundle:
     try:
-        data, filename, preprocessing, classes = _upload_store()[key]
+        with STORES_LOCK:
+            data, filename, preprocessing, classes = _upload_store()[key]
     except KeyError:
         raise ModelLoadError("That uploaded model is no longer in memory: upload the file again.") from None
     return load_user_model(data, filename, preprocessing=preprocessing,
@@ -223,14 +232,16 @@ def _computed_store() -> OrderedDict[Hashable, Any]:
 def computed(key: Hashable, text: str, compute: Callable[[Progress], Any], keep: int = 48) -> Any:
     """``compute(progress)`` once per ``key`` for the whole server, with a progress bar while it runs."""
     store = _computed_store()
-    if key in store:
-        store.move_to_end(key)
-        return store[key]
-    with progress(text) as update:
-        value = compute(update)
-    store[key] = value
-    while len(store) > keep:
-        store.popitem(last=False)
+    with STORES_LOCK:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    with progress(text) as update:  # outside the lock: a long computation must not block other sessions
+        value = compute(update)  # stored only when it completed (a rerun that interrupts it stores nothing)
+    with STORES_LOCK:
+        store[key] = value
+        while len(store) > keep:
+            store.popitem(last=False)
     return value
 
 
@@ -266,9 +277,15 @@ def quality_report(model_key: str, method_id: str, image_key: str, target_key: s
 
 
 @st.cache_resource(show_spinner=False)
-def sanity_flags() -> dict[tuple[str, str], SanityResult]:
-    """Sanity checks run in this server: ``(model key, method id)`` → latest result (Methods page, Visualize)."""
+def _sanity_flags() -> dict[tuple[str, str], SanityResult]:
     return {}
+
+
+def sanity_flags() -> dict[tuple[str, str], SanityResult]:
+    """Sanity checks run in this server: ``(model key, method id)`` → latest result (Methods page, Visualize); a
+    snapshot, safe to iterate while other sessions add results."""
+    with STORES_LOCK:
+        return dict(_sanity_flags())
 
 
 def sanity_check(model_key: str, method_id: str, params: dict[str, Any], image_key: str, images: np.ndarray,
@@ -280,7 +297,8 @@ def sanity_check(model_key: str, method_id: str, params: dict[str, Any], image_k
         f"{get_method(method_id).label}: randomised models",
         lambda update: cascading_randomization(get_model(model_key), method_id, images, params,
                                                max_steps=max_steps, progress=update))
-    sanity_flags()[(model_key, method_id)] = result
+    with STORES_LOCK:
+        _sanity_flags()[(model_key, method_id)] = result
     return result
 
 

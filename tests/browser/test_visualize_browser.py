@@ -55,3 +55,24 @@ def test_bad_upload_shows_error_and_page_keeps_working(page, app_url, tmp_path):
     assert page.get_by_text("fine.png (input 32×32)").first.is_visible()
     assert_no_exception(page)
     screenshot(page, "visualize-bad-upload", full_page=True)
+
+
+def test_extreme_aspect_ratio_uploads_show_no_exception_box(page, app_url, tmp_path):
+    """Issue: uploading a 4000×8 (or 1000×9) image to Visualize or Compare Models showed an exception box
+    (``height and width must be > 0`` from a thumbnail) and the good images uploaded with it were lost."""
+    files = []
+    for w, h in ((4000, 8), (1000, 9), (9, 1000), (800, 8)):
+        path = tmp_path / f"strip_{w}x{h}.png"
+        Image.fromarray(np.random.default_rng(w).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        files.append(str(path))
+    _digit_like_png(tmp_path / "good.png")
+    files.append(str(tmp_path / "good.png"))
+    for route in ("visualize", "compare"):
+        page.goto(f"{app_url}/{route}")
+        wait_for_app(page)
+        uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Upload images")
+        uploader.locator('input[type="file"]').set_input_files(files)
+        wait_for_app(page, timeout_s=240)
+        assert_no_exception(page)
+        assert page.get_by_text("good.png", exact=False).count() >= 1, "the good image is still there"
+        screenshot(page, f"{route}-extreme-aspect")

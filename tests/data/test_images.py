@@ -89,3 +89,17 @@ def test_pad_keeps_everything_and_crop_keeps_no_border():
 def test_to_display():
     assert to_display(np.full((4, 4, 1), 300.0)).shape == (4, 4, 3)
     assert to_display(np.full((4, 4, 1), 300.0)).max() == 255
+
+
+@pytest.mark.parametrize(("w", "h"), [(4000, 8), (1000, 9), (8, 4000), (8000, 100), (5000, 5000)])
+def test_downscaling_never_makes_an_image_too_small(w, h):
+    """Issue: the 1,024-px downscale turned 4000×8 into 1024×2, past the "at least 8×8" check made before it."""
+    from xai_core.data.images import MIN_SIDE
+    from xai_core.data.inputs import shrink
+
+    pixels = np.zeros((h, w, 3), np.uint8)
+    out, note = shrink(pixels, 1024)
+    assert min(out.shape[:2]) >= MIN_SIDE
+    assert max(out.shape[:2]) <= max(1024, max(w, h) * MIN_SIDE // min(w, h))
+    if max(w, h) > 1024 and min(w, h) * 1024 / max(w, h) >= MIN_SIDE:
+        assert max(out.shape[:2]) == 1024 and note.startswith("downscaled")

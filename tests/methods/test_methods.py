@@ -436,6 +436,40 @@ def test_deconvnet_on_relu_layers(images):
 
 
 # --------------------------------------------------------------------------- caching and threads
+class _Interrupted(BaseException):
+    """Stands in for Streamlit's RerunException / StopException (BaseExceptions raised into a running script when
+    fastReruns stops it, e.g. from a progress callback)."""
+
+
+def test_an_interrupted_build_caches_nothing(monkeypatch, images):
+    """Community Cloud forces fastReruns: a rerun may stop a script in the middle of building an analyzer. Nothing
+    half-built is cached, the method is not marked unsupported, and the next request builds it fully."""
+    from tiny_models import make_bundle, tiny_cnn
+
+    from xai_core.methods import _innvestigate, unsupported_reason
+
+    bundle = make_bundle(tiny_cnn, "interrupted-build")
+    real = _innvestigate.initialize_new_variables
+    calls = []
+
+    def stopped_once(session):
+        calls.append(1)
+        if len(calls) == 1:
+            raise _Interrupted
+        return real(session)
+
+    monkeypatch.setattr(_innvestigate, "initialize_new_variables", stopped_once)
+    with pytest.raises(_Interrupted):
+        explain(bundle, "lrp.epsilon", images[:2])
+    assert not [k for k in bundle._cache if isinstance(k, tuple) and k[0] == "analyzer"], "nothing half-built kept"
+    assert unsupported_reason(bundle, "lrp.epsilon") is None
+    maps = explain(bundle, "lrp.epsilon", images[:2]).maps
+    assert np.isfinite(maps).all() and np.abs(maps).max() > 0 and len(calls) == 2
+    with pytest.raises(_Interrupted):
+        bundle.cached(("stopped",), lambda: (_ for _ in ()).throw(_Interrupted()))
+    assert not bundle.is_cached(("stopped",))
+
+
 @pytest.mark.parametrize("method_id", ["gradient", "lrp.epsilon", "deep_taylor", "guided_backprop", "input"])
 def test_direct_session_run_equals_innvestigate_analyze(tiny, images, method_id):
     """Our fast path (feeding the built analyzer graph with session.run) gives what analyzer.analyze gives."""

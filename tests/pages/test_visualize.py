@@ -221,3 +221,32 @@ def test_reset_restores_defaults():
     at.button[0].click().run()  # "Reset page" is the first button
     ok(at.run())
     assert at.session_state["visualize.family"] == "LRP" and at.session_state["visualize.alpha"] == 0.6
+
+
+def _strips() -> list[dict]:
+    """Images with aspect ratios 100:1, 1000:1 and 1:1000 (each at least 8 px on its short side)."""
+    rng = np.random.default_rng(0)
+    return [make_record(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), f"{w}x{h}")
+            for w, h in ((800, 8), (8000, 8), (8, 8000))]
+
+
+@pytest.mark.parametrize("page", [PAGE, "pages/compare.py"])
+def test_extreme_aspect_ratios_explain_without_an_exception(page):
+    """Issue: a 4000×8 upload showed an exception box (0-px thumbnail) and took the good images down with it."""
+    at = AppTest.from_file(page, default_timeout=TIMEOUT)
+    at.session_state["shared.images"] = _strips()
+    ok(at.run())
+    assert any(t.label.startswith("Use the 3 images") for t in at.toggle)
+    if page == PAGE:
+        assert any("Why?" in s.value for s in at.subheader)
+    captions = [c for img in at.image for c in img.captions]
+    assert sum(any(name in c for c in captions) for name in ("800x8", "8000x8", "8x8000")) == 3
+
+
+def test_extreme_uploads_are_decoded_to_usable_sizes():
+    from xai_core.data.images import MIN_SIDE
+
+    files = [(f"{w}x{h}.png", _png(Image.new("RGB", (w, h), "gray"))) for w, h in ((4000, 8), (1000, 9), (9, 1000))]
+    items, errors = decode_uploads(files, max_side=1024)
+    assert not errors and len(items) == 3
+    assert all(min(i.pixels.shape[:2]) >= MIN_SIDE for i in items)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from xai_core.viz.render import colorize, normalize, overlay, png_bytes, upscale
 
@@ -53,3 +54,14 @@ def test_overlay_leaves_irrelevant_pixels_untouched():
 def test_upscale_and_png():
     assert upscale(np.zeros((32, 32, 3), np.uint8), 224).shape == (224, 224, 3)
     assert png_bytes(np.zeros((8, 8, 3), np.uint8))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("shape", [(8, 800), (800, 8), (9, 9000), (9000, 9), (8, 8), (300, 200), (1, 100)])
+def test_square_thumbnail_has_its_size_for_any_aspect_ratio(shape):
+    """Issue: a 4000×8 upload crashed the page (``st.image`` computed a 0-px-high thumbnail)."""
+    from xai_core.viz.render import square_thumbnail
+
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    thumb = square_thumbnail(image, 100)
+    assert thumb.shape == (100, 100, 3) and thumb.dtype == np.uint8
+    assert thumb.std() > 0, "the image is in it, not only the grey letterbox"

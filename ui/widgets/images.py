@@ -15,7 +15,7 @@ from ui.widgets.typed import radio
 from xai_core.data.dataset import Dataset
 from xai_core.data.images import FIT_MODES, IMAGE_TYPES, FitMode
 from xai_core.data.inputs import ImageItem, content_key, from_records, make_record, shrink, unique
-from xai_core.viz.render import upscale
+from xai_core.viz.render import square_thumbnail
 
 MAX_IMAGES = 12  # images explained at once
 
@@ -30,8 +30,8 @@ class PickedImages:
 
 def thumbnails(items: Sequence[ImageItem], width: int = 100) -> None:
     """Small previews of ``items`` with their (shortened) names."""
-    if items:
-        st.image([upscale(i.pixels, width) for i in items], width=width,
+    if items:  # square thumbnails: any aspect ratio has a drawable size (a 4000×8 strip crashed st.image)
+        st.image([square_thumbnail(i.pixels, width) for i in items], width=width,
                  caption=[i.name if len(i.name) <= 16 else i.name[:15] + "…" for i in items])
 
 

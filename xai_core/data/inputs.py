@@ -75,13 +75,21 @@ def as_rgb(pixels: Any) -> np.ndarray:
 
 
 def shrink(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, str]:
-    """Downscale uint8 RGB so its longer side is at most ``max_side`` (Lanczos); returns pixels and a note."""
+    """Downscale uint8 RGB so its longer side is at most ``max_side`` (Lanczos); returns pixels and a note.
+
+    The shorter side never drops below :data:`~xai_core.data.images.MIN_SIDE`: a 4000×8 strip stays 4000×8 (a
+    plain downscale to 1024 px would make it 1024×2, too small for any model, after the size check had passed).
+    """
     h, w = pixels.shape[:2]
-    if max(h, w) <= max_side:
+    scale = min(1.0, max(max_side / max(h, w), MIN_SIDE / min(h, w)))
+    if scale >= 1.0:
         return pixels, ""
-    img = Image.fromarray(pixels)
-    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(img), f"downscaled from {w}×{h} to {img.width}×{img.height}"
+    size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
+    out = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+    if min(out.shape[:2]) < MIN_SIDE:  # checked after every resize
+        raise ImageLoadError(f"the image became {out.shape[1]}×{out.shape[0]} pixels when downscaled; "
+                             f"at least {MIN_SIDE}×{MIN_SIDE} needed.")
+    return out, f"downscaled from {w}×{h} to {out.shape[1]}×{out.shape[0]}"
 
 
 def decode_uploads(files: Iterable[tuple[str, bytes]],

@@ -81,6 +81,21 @@ def upscale(image: np.ndarray, min_side: int = 224) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
 
 
+def square_thumbnail(image: np.ndarray, side: int = 100, fill: int = 238) -> np.ndarray:
+    """uint8 ``(side, side, 3)``: ``image`` letterboxed onto a square of ``fill`` grey and resized, so any aspect
+    ratio (a 1000:1 strip as much as a photo) gives a thumbnail of exactly that size; never a 0-pixel one."""
+    rgb = np.asarray(image, dtype=np.uint8)
+    rgb = np.repeat(rgb[..., None] if rgb.ndim == 2 else rgb, 3, axis=-1) if rgb.ndim == 2 or rgb.shape[-1] == 1 \
+        else rgb[..., :3]
+    h, w = rgb.shape[:2]
+    n = max(h, w)
+    square = np.full((n, n, 3), fill, np.uint8)
+    top, left = (n - h) // 2, (n - w) // 2
+    square[top:top + h, left:left + w] = rgb
+    resample = Image.Resampling.NEAREST if n <= side else Image.Resampling.BOX
+    return np.asarray(Image.fromarray(square).resize((side, side), resample))
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode a uint8 RGB/gray array as PNG."""
     buf = io.BytesIO()

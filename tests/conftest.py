@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from tiny_models import TINY_SHAPE, make_bundle, tiny_cnn
 
 from xai_core.models.bundle import ModelBundle
+
+# The test process holds dozens of models at once (several GB): the server's memory budget is off here, and
+# tested on its own ledgers (tests/models/test_memory.py).
+os.environ.setdefault("XAI_LENS_MEMORY_BUDGET_MB", "0")
 
 
 @pytest.fixture(scope="session")

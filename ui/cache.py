@@ -36,6 +36,7 @@ from xai_core.methods.prepared import mark_prepared
 from xai_core.models.applications import load_application
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import load_demo_model
+from xai_core.models.memory import Ledger, budget_bytes, build_cost, load_cost, release_memory, rss_bytes
 from xai_core.models.upload import AUTO, load_user_model
 from xai_core.quality import SanityResult, TrustReport, cascading_randomization, dataset_metrics, trust_report
 from xai_core.quality.scale import localisation_leaderboard
@@ -50,14 +51,32 @@ STORES_LOCK = threading.RLock()
 
 
 # ------------------------------------------------------------------------------------------- models
-@st.cache_resource(show_spinner="Loading the demo model …", max_entries=16)
+@st.cache_resource(show_spinner="Loading the demo model …")  # bounded by the memory budget
 def demo_model(model_id: str) -> ModelBundle:
     return load_demo_model(model_id)
 
 
 def get_model(key: str) -> ModelBundle:
     """A loaded model by key: ``demo:<id>``, ``app:<Name>`` (a ``keras.applications`` network with ImageNet
-    weights) or ``upload:...`` (a user's model registered with :func:`register_upload`)."""
+    weights) or ``upload:...`` (a user's model registered with :func:`register_upload`). A model not loaded yet
+    first gets room in the memory budget (:func:`make_room`)."""
+    ledger = _ledger()
+    with STORES_LOCK:
+        known = key in ledger.entries
+    if known:
+        with STORES_LOCK:
+            ledger.touch(key)
+        return _load(key)
+    make_room(key, load_cost(_weight_bytes(key)), "Loading this model")
+    before = rss_bytes()
+    bundle = _load(key)
+    with STORES_LOCK:
+        ledger.charge(key, max(rss_bytes() - before, load_cost(4 * bundle.num_params)))
+        _loaded()[key] = bundle
+    return bundle
+
+
+def _load(key: str) -> ModelBundle:
     source, _, name = key.partition(":")
     if source == "demo":
         return demo_model(name)
@@ -68,12 +87,76 @@ def get_model(key: str) -> ModelBundle:
     raise XaiLensError(f"Unknown model '{key}'.")
 
 
+# ------------------------------------------------------------------------------------------- memory budget
 @st.cache_resource(show_spinner=False)
-def _download_failures() -> dict[str, tuple[float, str]]:
+def _ledger() -> Ledger:
+    """The server's memory accounting (:mod:`xai_core.models.memory`); budget from XAI_LENS_MEMORY_BUDGET_MB."""
+    return Ledger(budget_bytes())
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded() -> dict[str, ModelBundle]:  # the bundles the ledger accounts for, to close when unloaded
     return {}
 
 
-@st.cache_resource(show_spinner="Building the Keras network (first use only) …", max_entries=4)
+def _weight_bytes(key: str) -> int:
+    """Bytes of weights a model will hold, estimated before it is loaded (an upload: its file size)."""
+    source = key.partition(":")[0]
+    if source == "upload":
+        with STORES_LOCK:
+            entry = _upload_store().get(key)
+        return len(entry[0]) if entry else 0
+    if source == "app":
+        return 600 * 1024**2  # up to VGG16's 553 MB of weights: assume the worst until the weights are known
+    return 4 * 1024**2  # the demo models hold well under a million parameters
+
+
+def unload(key: str) -> None:
+    """Close a model's session, drop its graph and its cache entry, so its memory really comes back."""
+    source, _, name = key.partition(":")
+    with STORES_LOCK:
+        bundle = _loaded().pop(key, None)
+        _ledger().forget(key)
+    {"demo": lambda: demo_model.clear(name), "app": lambda: _application.clear(name),
+     "upload": lambda: uploaded_model.clear(key)}.get(source, lambda: None)()
+    if bundle is not None:
+        bundle.close()
+
+
+def make_room(key: str, need: int, what: str) -> list[str]:
+    """Unload least recently used models until ``need`` more bytes for ``key`` fit the budget, and say so in the
+    page; raises :class:`~xai_core.models.memory.MemoryBudgetError` when ``key`` cannot fit at all."""
+    ledger = _ledger()
+    with STORES_LOCK:
+        evict = [str(k) for k in ledger.plan(key, need, what)]
+    for other in evict:
+        unload(other)
+    if evict:
+        release_memory()
+        names = ", ".join(k.split(":", 1)[-1][:40] for k in evict)
+        st.info(f"Unloaded {len(evict)} model(s) used least recently ({names}) to stay within this server's memory "
+                f"budget of {ledger.budget / 1024**3:.1f} GB; they load again when you choose them.",
+                icon=":material/memory:")
+    return evict
+
+
+def reserve_build(model_key: str, bundle: ModelBundle) -> None:
+    """Room for one more analyzer of ``bundle`` (building one holds about its weights again)."""
+    make_room(model_key, build_cost(4 * bundle.num_params), f"Building an explanation for {bundle.name}")
+
+
+def charge_build(model_key: str, nbytes: int) -> None:  # what a build really added to the model's memory
+    with STORES_LOCK:
+        if model_key in _ledger().entries:
+            _ledger().charge(model_key, nbytes)
+
+
+@st.cache_resource(show_spinner=False)
+def _download_failures() -> dict[str, tuple[float, str]]:  # network name → (when, why) its weights failed
+    return {}
+
+
+@st.cache_resource(show_spinner="Building the Keras network (first use only) …")  # bounded by the memory budget
 def _application(name: str) -> ModelBundle:
     return load_application(name)
 
@@ -92,11 +175,8 @@ def application_model(name: str) -> ModelBundle:
         raise
 
 
-Upload = tuple[bytes, str, str, tuple[str, ...] | None]  # data, file name, preprocessing, class names
-
-
 @st.cache_resource(show_spinner=False)
-def _upload_store() -> dict[str, Upload]:
+def _upload_store() -> dict[str, tuple[bytes, str, str, tuple[str, ...] | None]]:  # data, name, preprocessing, classes
     return {}
 
 
@@ -120,7 +200,7 @@ def uploads() -> dict[str, tuple[str, str]]:
         return {key: (filename, pre) for key, (_, filename, pre, _) in _upload_store().items()}
 
 
-@st.cache_resource(show_spinner="Loading your model …", max_entries=8)
+@st.cache_resource(show_spinner="Loading your model …")  # bounded by the memory budget
 def uploaded_model(key: str) -> ModelBundle:
     try:
         with STORES_LOCK:
@@ -174,7 +254,7 @@ def predictions(model_key: str, image_key: str, _images: np.ndarray) -> np.ndarr
 
 
 def params_key(params: dict[str, Any]) -> str:
-    return repr(sorted(params.items()))
+    return repr(sorted(params.items()))  # a stable key of a parameter dict
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -216,8 +296,7 @@ def folder_dataset(path: str) -> Dataset:
     return open_folder(path)
 
 
-def rescan_folders() -> None:
-    """Forget every scanned folder (after its files changed)."""
+def rescan_folders() -> None:  # forget every scanned folder (after its files changed)
     folder_dataset.clear()
 
 

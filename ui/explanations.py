@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ui.cache import explanation, get_model, model_input, predictions
+from ui.cache import charge_build, explanation, get_model, model_input, predictions, reserve_build
 from ui.feedback import attempt
 from xai_core.data.images import FitMode
 from xai_core.data.inputs import ImageItem
 from xai_core.methods import Explanation, MethodSpec, Target
 from xai_core.methods.prepared import is_prepared
 from xai_core.models.bundle import ModelBundle
+from xai_core.models.memory import rss_bytes
 from xai_core.viz.render import NormMode, normalize
 
 
@@ -86,8 +87,12 @@ def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, ima
     if is_prepared(bundle, spec.id, params, target.layer):
         return explanation(model_key, spec.id, image_key, target, params, x)
     where = f" (layer {target.layer})" if target.layer else ""
+    reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
+    before = rss_bytes()
     with st.spinner(f"Building {spec.label} for {bundle.name}{where}: first use only …"):
-        return explanation(model_key, spec.id, image_key, target, params, x)
+        result = explanation(model_key, spec.id, image_key, target, params, x)
+    charge_build(model_key, max(0, rss_bytes() - before))
+    return result
 
 
 def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], items: Sequence[ImageItem],

@@ -1,0 +1,132 @@
+"""Memory budget benchmark: three ImageNet-size uploads, one LRP method each, round after round, under a budget.
+
+    .venv/bin/python bench/bench_memory.py                    # 10 rounds, 2.2 GB budget, 224×224 inputs
+    .venv/bin/python bench/bench_memory.py --rounds 2 --size 128
+
+ResNet50, VGG16 and DenseNet121 (``weights=None``, trained-like BatchNorm statistics as in the zoo tests) are saved
+as .keras files and loaded through the upload path, one after another, each explained with LRP-ε on 2 images. The
+policy is the app's (``ui.cache``: plan before a model loads and before an analyzer builds, unload the least
+recently used, close its session, trim the heap), driven here without Streamlit. Printed: peak RSS against the
+budget (+10 % allowed), RSS after the rounds against a fresh process holding the last model (within 15 %), and
+whether every map equals the unbudgeted run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+NETS = ("ResNet50", "VGG16", "DenseNet121")
+METHOD = "lrp.epsilon"
+
+
+def save_zoo(folder: Path, size: int) -> dict[str, Path]:
+    from zoo import save_zoo_model  # the zoo of the tests: trained-like BN statistics
+
+    return {name: (folder / f"{name}.keras") if (folder / f"{name}.keras").exists()
+            else save_zoo_model(name, folder, side=size)["keras"] for name in NETS}
+
+
+class Peak:
+    """Samples this process's RSS every 50 ms in a thread; ``peak`` is the largest seen."""
+
+    def __init__(self) -> None:
+        from xai_core.models.memory import rss_bytes
+
+        self.rss, self.peak, self._stop = rss_bytes, rss_bytes(), False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self._stop = True
+        self._thread.join()
+        return self.peak
+
+
+def run(paths: dict[str, Path], rounds: int, budget: int, images: np.ndarray) -> tuple[dict, int, int]:
+    from xai_core.methods import explain
+    from xai_core.models.memory import Ledger, build_cost, load_cost, release_memory, rss_bytes
+    from xai_core.models.upload import load_user_model
+
+    ledger = Ledger(budget)
+    loaded: dict[str, object] = {}
+    maps: dict[str, np.ndarray] = {}
+    peak = Peak()
+    for r in range(rounds):
+        for name, path in paths.items():
+            data = path.read_bytes()
+            if name not in loaded:
+                for other in ledger.plan(name, load_cost(len(data)), f"Loading {name}"):
+                    loaded.pop(str(other)).close()  # type: ignore[attr-defined]
+                    ledger.forget(other)
+                    release_memory()
+                before = rss_bytes()
+                loaded[name] = load_user_model(data, path.name)
+                ledger.charge(name, max(rss_bytes() - before, load_cost(len(data))))
+            bundle = loaded[name]
+            ledger.touch(name)
+            for other in ledger.plan(name, build_cost(4 * bundle.num_params), f"Building for {name}"):  # type: ignore[attr-defined]
+                loaded.pop(str(other)).close()  # type: ignore[attr-defined]
+                ledger.forget(other)
+                release_memory()
+            before = rss_bytes()
+            m = explain(bundle, METHOD, images, params={}).maps  # type: ignore[arg-type]
+            ledger.charge(name, max(0, rss_bytes() - before))
+            maps.setdefault(name, m)
+            assert np.allclose(maps[name], m, rtol=1e-5, atol=1e-6 * np.abs(m).max()), f"{name} changed"
+            print(f"round {r + 1} {name}: RSS {rss_bytes() / 2**20:,.0f} MB, loaded {sorted(loaded)}", flush=True)
+    return maps, peak.stop(), rss_bytes()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--budget-mb", type=float, default=2.2 * 1024)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--fresh", help=argparse.SUPPRESS)  # internal: RSS of a fresh process holding one model
+    args = parser.parse_args()
+    folder = Path(tempfile.gettempdir()) / f"xai-lens-bench-memory-{args.size}"
+    folder.mkdir(exist_ok=True)
+    images = np.random.default_rng(0).integers(0, 256, (2, args.size, args.size, 3)).astype(np.float32)
+    if args.fresh:
+        from xai_core.methods import explain
+        from xai_core.models.memory import rss_bytes
+        from xai_core.models.upload import load_user_model
+
+        path = folder / f"{args.fresh}.keras"
+        explain(load_user_model(path.read_bytes(), path.name), METHOD, images, params={})
+        print(json.dumps({"rss": rss_bytes()}))
+        return
+    paths = save_zoo(folder, args.size)
+    started = time.perf_counter()
+    maps, peak, end = run(paths, args.rounds, int(args.budget_mb * 2**20), images)
+    out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--fresh", NETS[-1]],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    fresh = json.loads(out)["rss"]
+    budget = args.budget_mb * 2**20
+    print(f"\n| rounds | budget | peak RSS | peak / budget | RSS after | fresh process, {NETS[-1]} | after / fresh "
+          f"| time |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {args.rounds} | {budget / 2**30:.2f} GB | "
+          f"{peak / 2**30:.2f} GB | {peak / budget:.2f} | {end / 2**30:.2f} GB | {fresh / 2**30:.2f} GB | "
+          f"{end / fresh:.2f} | {time.perf_counter() - started:.0f} s |")
+    print(f"maps identical across rounds for {', '.join(maps)}")
+
+
+if __name__ == "__main__":
+    main()

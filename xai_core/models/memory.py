@@ -1,0 +1,132 @@
+"""A memory budget for the models one server keeps loaded (pure accounting: no Streamlit, no TensorFlow).
+
+Streamlit Community Cloud gives an app 0.7–2.7 GB; past that it dies until rebooted. Measured on this stack (RSS
+of one server process): TensorFlow imported 534 MB; the demo model and five analyzers 1.25 GB; + a ResNet50 and
+two analyzers 2.0 GB; + a VGG16 and LRP-ε 2.84 GB. So before a model loads or an analyzer builds, its cost is
+estimated from its weights, and the least recently used models are unloaded (their session closed, their graph
+dropped) until it fits; a model that alone exceeds the budget is refused with a clear message.
+
+Estimates (bytes of float32 weights ``w``): loading costs ``LOAD_FACTOR × w + GRAPH_BYTES``, each analyzer build
+``BUILD_FACTOR × w + GRAPH_BYTES``; fitted to the measurements above (ResNet50: 100 MB of weights, +750 MB with two
+analyzers; VGG16: 553 MB, +840 MB with one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from xai_core.errors import ModelLoadError
+
+DEFAULT_BUDGET_BYTES = int(2.2 * 1024**3)
+LOAD_FACTOR = 1.5
+BUILD_FACTOR = 1.0
+GRAPH_BYTES = 120 * 1024**2
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class MemoryBudgetError(ModelLoadError):
+    """A model (with what it needs to run) does not fit the memory budget even with every other model unloaded."""
+
+
+def budget_bytes(environ: dict[str, str] | None = None) -> int:
+    """The budget: ``$XAI_LENS_MEMORY_BUDGET_MB`` (``0`` = no budget) or :data:`DEFAULT_BUDGET_BYTES`."""
+    value = (os.environ if environ is None else environ).get("XAI_LENS_MEMORY_BUDGET_MB")
+    if not value:
+        return DEFAULT_BUDGET_BYTES
+    try:
+        mb = float(value)
+    except ValueError:
+        return DEFAULT_BUDGET_BYTES
+    return 0 if mb <= 0 else int(mb * 1024**2)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from ``/proc/self/statm`` (0 where there is no /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise), after unloading."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def load_cost(weight_bytes: int) -> int:
+    """Estimated RSS growth of loading a model with ``weight_bytes`` of weights."""
+    return int(LOAD_FACTOR * weight_bytes) + GRAPH_BYTES
+
+
+def build_cost(weight_bytes: int) -> int:
+    """Estimated RSS growth of building one analyzer for such a model."""
+    return int(BUILD_FACTOR * weight_bytes) + GRAPH_BYTES
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:,.0f} MB"
+
+
+@dataclass
+class Ledger:
+    """What each loaded model is estimated to hold, in least-recently-used order, under one budget.
+
+    ``rss`` gives the process's resident memory; the memory in use is taken as the larger of it and the baseline
+    (RSS when the ledger started) plus every estimate, so a wrong estimate is corrected by the real RSS.
+    """
+
+    budget: int
+    rss: Callable[[], int] = rss_bytes
+    baseline: int = -1
+    entries: OrderedDict[Hashable, int] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        if self.baseline < 0:
+            self.baseline = self.rss()
+
+    def in_use(self) -> int:
+        return max(self.rss(), self.baseline + sum(self.entries.values()))
+
+    def touch(self, key: Hashable) -> None:
+        """``key`` was used: it is unloaded last."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+
+    def charge(self, key: Hashable, nbytes: int) -> None:
+        """Add ``nbytes`` to ``key``'s estimate (a model loaded, an analyzer built) and mark it used."""
+        self.entries[key] = self.entries.get(key, 0) + int(nbytes)
+        self.entries.move_to_end(key)
+
+    def forget(self, key: Hashable) -> None:
+        self.entries.pop(key, None)
+
+    def plan(self, key: Hashable, need: int, what: str = "the model") -> list[Hashable]:
+        """The models to unload, least recently used first, so that ``need`` more bytes for ``key`` fit (``key``
+        itself is never unloaded). Raises :class:`MemoryBudgetError` when ``key`` could not fit even alone."""
+        if self.budget <= 0:
+            return []
+        own = self.entries.get(key, 0)
+        if self.baseline + own + need > self.budget:
+            raise MemoryBudgetError(
+                f"{what} needs about {_mb(own + need)} of memory, more than this server's budget leaves "
+                f"({_mb(self.budget)} in all, {_mb(self.baseline)} of it for the app itself): it cannot be loaded "
+                "here. Use a smaller model, or raise XAI_LENS_MEMORY_BUDGET_MB where the machine has the memory.")
+        evict: list[Hashable] = []
+        used = self.in_use()
+        for other, size in list(self.entries.items()):
+            if used + need <= self.budget:
+                break
+            if other == key:
+                continue
+            evict.append(other)
+            used -= size
+        return evict

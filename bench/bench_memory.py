@@ -33,10 +33,12 @@ METHOD = "lrp.epsilon"
 
 
 def save_zoo(folder: Path, size: int) -> dict[str, Path]:
+    from tensorflow.python.eager import context
     from zoo import save_zoo_model  # the zoo of the tests: trained-like BN statistics
 
-    return {name: (folder / f"{name}.keras") if (folder / f"{name}.keras").exists()
-            else save_zoo_model(name, folder, side=size)["keras"] for name in NETS}
+    with context.eager_mode():  # its calibration images are resized eagerly
+        return {name: (folder / f"{name}.keras") if (folder / f"{name}.keras").exists()
+                else save_zoo_model(name, folder, side=size)["keras"] for name in NETS}
 
 
 class Peak:

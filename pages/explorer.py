@@ -108,18 +108,24 @@ def scores_columns(scores: pd.DataFrame) -> dict[str, Any]:
     """Column formats of the per-image table: percentages with one decimal, narrow class columns, so that ten
     classes fit at 1440 px (the raw floats showed 10+ decimals and pushed the last columns out of view)."""
     config: dict[str, Any] = {
-        "id": st.column_config.TextColumn("image", width="medium"),
-        "true": st.column_config.TextColumn("true", width="small"),
-        "predicted": st.column_config.TextColumn("predicted", width="small"),
+        "id": st.column_config.TextColumn("image", width=190),
+        "true": st.column_config.TextColumn("true", width=70),
+        "predicted": st.column_config.TextColumn("predicted", width=80),
         "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1,
-                                                      width="small"),
-        "true_probability": st.column_config.NumberColumn("p(true)", format="percent", width="small"),
-        "correct": st.column_config.CheckboxColumn("correct", width="small"),
+                                                      width=100),
+        "true_probability": st.column_config.NumberColumn("p(true)", format="percent", width=80),
+        "correct": st.column_config.CheckboxColumn("correct", width=64),
     }
-    for column in scores.columns:
+    for column in scores.columns:  # per-class probabilities, shown as whole percentages (the table scales them)
         if column.startswith("p(") and column not in config:
-            config[column] = st.column_config.NumberColumn(column, format="percent", width="small")
+            config[column] = st.column_config.NumberColumn(column, format="%.0f%%", width=54)
     return config
+
+
+def scores_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """The per-image table as shown: class probabilities in percent (0–100), so ``%.0f%%`` reads "97%"."""
+    classes = [c for c in scores.columns if c.startswith("p(")]
+    return scores.assign(**{c: scores[c] * 100.0 for c in classes})
 
 
 # ------------------------------------------------------------------------------------------- accuracy
@@ -143,8 +149,9 @@ def accuracy(s: Scope) -> None:
         st.info("No image has a label that matches one of the model's classes, so only predictions are shown. "
                 "Name the class folders like the model's classes to get accuracy.", icon=":material/info:")
     st.markdown("**Each image's scores** — select a row to see the image.")
-    picked = st.dataframe(scores, hide_index=True, width="stretch", key=f"{PAGE}.scores", on_select="rerun",
-                          selection_mode="single-row", column_order=[c for c in scores.columns if c != "index"],
+    picked = st.dataframe(scores_table(scores), hide_index=True, width="stretch", key=f"{PAGE}.scores",
+                          on_select="rerun", selection_mode="single-row",
+                          column_order=[c for c in scores.columns if c != "index"],
                           column_config=scores_columns(scores))
     if rows := picked["selection"]["rows"]:
         i = int(scores["index"].iloc[rows[0]])

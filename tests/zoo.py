@@ -31,8 +31,12 @@ def calibration_images(n: int = 16, side: int = SIDE, seed: int = 0) -> np.ndarr
     from xai_core.data.demo import load_demo_set
 
     imgs = load_demo_set("shapes", "test").images[:n]
-    if imgs.shape[1] != side:
-        imgs = np.stack([np.asarray(tf.image.resize(i, (side, side)).numpy()) for i in imgs])
+    if imgs.shape[1] != side:  # Pillow, not tf.image: works in graph mode too (bench/bench_memory.py at 224)
+        from PIL import Image
+
+        imgs = np.stack([np.asarray(Image.fromarray(np.asarray(i, np.uint8)).resize((side, side),
+                                                                                     Image.Resampling.BILINEAR))
+                         for i in imgs])
     return np.clip(imgs, 0, 255).astype(np.float32)
 
 

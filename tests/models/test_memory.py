@@ -24,6 +24,7 @@ def test_least_recently_used_models_are_unloaded_first_never_the_one_asked_for()
     assert ledger.plan("d", 200 * MB) == ["b"]
     assert ledger.plan("d", 500 * MB) == ["b", "c"]
     assert ledger.plan("a", 600 * MB) == ["b", "c"], "a model's own memory is never freed for itself"
+    assert ledger.plan("a", 2000 * MB) == ["b", "c"], "a loaded model's explanation is never refused"
 
 
 def test_a_model_that_alone_exceeds_the_budget_is_refused_with_a_reason():

@@ -111,13 +111,14 @@ class Ledger:
 
     def plan(self, key: Hashable, need: int, what: str = "the model") -> list[Hashable]:
         """The models to unload, least recently used first, so that ``need`` more bytes for ``key`` fit (``key``
-        itself is never unloaded). Raises :class:`MemoryBudgetError` when ``key`` could not fit even alone."""
+        itself is never unloaded). Raises :class:`MemoryBudgetError` when ``key`` is not loaded yet and its load
+        alone could not fit. (A loaded model's own charge is its measured RSS growth, which includes transient
+        memory of the load; it is never a reason to refuse one of its explanations.)"""
         if self.budget <= 0:
             return []
-        own = self.entries.get(key, 0)
-        if self.baseline + own + need > self.budget:
+        if key not in self.entries and self.baseline + need > self.budget:
             raise MemoryBudgetError(
-                f"{what} needs about {_mb(own + need)} of memory, more than this server's budget leaves "
+                f"{what} needs about {_mb(need)} of memory, more than this server's budget leaves "
                 f"({_mb(self.budget)} in all, {_mb(self.baseline)} of it for the app itself): it cannot be loaded "
                 "here. Use a smaller model, or raise XAI_LENS_MEMORY_BUDGET_MB where the machine has the memory.")
         evict: list[Hashable] = []

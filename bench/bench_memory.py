@@ -62,18 +62,25 @@ class Peak:
 
 def run(paths: dict[str, Path], rounds: int, budget: int, images: np.ndarray) -> tuple[dict, int, int]:
     from xai_core.methods import explain
-    from xai_core.models.memory import Ledger, build_cost, load_cost, release_memory, rss_bytes
+    from xai_core.models.memory import Ledger, MemoryBudgetError, build_cost, load_cost, release_memory, rss_bytes
     from xai_core.models.upload import load_user_model
 
     ledger = Ledger(budget)
     loaded: dict[str, object] = {}
     maps: dict[str, np.ndarray] = {}
+    refused: set[str] = set()
     peak = Peak()
     for r in range(rounds):
         for name, path in paths.items():
             data = path.read_bytes()
             if name not in loaded:
-                for other in ledger.plan(name, load_cost(len(data)), f"Loading {name}"):
+                try:
+                    evict = ledger.plan(name, load_cost(len(data)), f"Loading {name}")
+                except MemoryBudgetError as exc:  # the app shows this message and keeps the others
+                    refused.add(name)
+                    print(f"round {r + 1} {name}: refused: {str(exc)[:90]}", flush=True)
+                    continue
+                for other in evict:
                     loaded.pop(str(other)).close()  # type: ignore[attr-defined]
                     ledger.forget(other)
                     release_memory()
@@ -82,7 +89,8 @@ def run(paths: dict[str, Path], rounds: int, budget: int, images: np.ndarray) ->
                 ledger.charge(name, max(rss_bytes() - before, load_cost(len(data))))
             bundle = loaded[name]
             ledger.touch(name)
-            for other in ledger.plan(name, build_cost(4 * bundle.num_params), f"Building for {name}"):  # type: ignore[attr-defined]
+            need = build_cost(4 * bundle.num_params, images.shape[1] * images.shape[2])  # type: ignore[attr-defined]
+            for other in ledger.plan(name, need, f"Building for {name}"):
                 loaded.pop(str(other)).close()  # type: ignore[attr-defined]
                 ledger.forget(other)
                 release_memory()
@@ -92,6 +100,8 @@ def run(paths: dict[str, Path], rounds: int, budget: int, images: np.ndarray) ->
             maps.setdefault(name, m)
             assert np.allclose(maps[name], m, rtol=1e-5, atol=1e-6 * np.abs(m).max()), f"{name} changed"
             print(f"round {r + 1} {name}: RSS {rss_bytes() / 2**20:,.0f} MB, loaded {sorted(loaded)}", flush=True)
+    if refused:
+        print(f"refused under this budget: {', '.join(sorted(refused))}")
     return maps, peak.stop(), rss_bytes()
 
 
@@ -122,11 +132,12 @@ def main() -> None:
     paths = save_zoo(folder, args.size)
     started = time.perf_counter()
     maps, peak, end = run(paths, args.rounds, int(args.budget_mb * 2**20), images)
-    out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--fresh", NETS[-1]],
+    last = [n for n in NETS if n in maps][-1]
+    out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--fresh", last],
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     fresh = json.loads(out)["rss"]
     budget = args.budget_mb * 2**20
-    print(f"\n| rounds | budget | peak RSS | peak / budget | RSS after | fresh process, {NETS[-1]} | after / fresh "
+    print(f"\n| rounds | budget | peak RSS | peak / budget | RSS after | fresh process, {last} | after / fresh "
           f"| time |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {args.rounds} | {budget / 2**30:.2f} GB | "
           f"{peak / 2**30:.2f} GB | {peak / budget:.2f} | {end / 2**30:.2f} GB | {fresh / 2**30:.2f} GB | "
           f"{end / fresh:.2f} | {time.perf_counter() - started:.0f} s |")

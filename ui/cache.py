@@ -142,7 +142,8 @@ def make_room(key: str, need: int, what: str) -> list[str]:
 
 def reserve_build(model_key: str, bundle: ModelBundle) -> None:
     """Room for one more analyzer of ``bundle`` (building one holds about its weights again)."""
-    make_room(model_key, build_cost(4 * bundle.num_params), f"Building an explanation for {bundle.name}")
+    h, w = bundle.input_size
+    make_room(model_key, build_cost(4 * bundle.num_params, h * w), f"Building an explanation for {bundle.name}")
 
 
 def charge_build(model_key: str, nbytes: int) -> None:  # what a build really added to the model's memory

@@ -45,7 +45,9 @@ def test_agreement_table_and_downloads(cmp):
     assert list(table["row"]) == ["Digits CNN"] and list(table["column"]) == ["Digits ResNet"]
     rho, iou = table.iloc[0]["Spearman ρ"], table.iloc[0]["top-k IoU"]
     assert -1 <= rho <= 1 and 0 <= iou <= 1
-    assert rho > 0.2, "two digit classifiers explaining the same digits agree more than chance"
+    # ρ ranks only the pixels that carry relevance (the shared empty background no longer counts as agreement), and
+    # a random top-10 % pair overlaps by IoU ≈ 0.05
+    assert rho > 0.05 and iou > 0.1, "two digit classifiers explaining the same digits agree more than chance"
     assert _downloads(cmp) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)"]
     assert count_elements(cmp, "vega_lite_chart") == 2, "the agreement matrix and the accuracy chart"
 

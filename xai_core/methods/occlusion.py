@@ -88,11 +88,12 @@ def occlusion(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, patch
 
 register(MethodSpec(
     id="occlusion", label="Occlusion", family="Perturbation",
-    summary="How much the score drops when a patch of the image is covered: a direct, model-agnostic test.",
+    summary="How much the score drops when a patch of the image is covered: a direct, model-agnostic test. "
+            "Blue where covering a patch *raises* the score (it hid evidence against the class).",
     caveat="Slow (one forward pass per patch position); the patch size sets the resolution, and the fill "
            "value can itself create evidence.",
     reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, ECCV.",
-    signed=False,
+    signed=True,  # covering a patch can raise the score as well as lower it
     params=(
         Param("patch", "int", None, "Patch size (px)",
               "Side of the square that is covered; empty = 1/8 of the input side.", min=1, max=1024, step=1),

@@ -6,9 +6,12 @@ two analyzers 2.0 GB; + a VGG16 and LRP-ε 2.84 GB. So before a model loads or a
 estimated from its weights, and the least recently used models are unloaded (their session closed, their graph
 dropped) until it fits; a model that alone exceeds the budget is refused with a clear message.
 
-Estimates (bytes of float32 weights ``w``): loading costs ``LOAD_FACTOR × w + GRAPH_BYTES``, each analyzer build
-``BUILD_FACTOR × w + GRAPH_BYTES``; fitted to the measurements above (ResNet50: 100 MB of weights, +750 MB with two
-analyzers; VGG16: 553 MB, +840 MB with one).
+Estimates, fitted to RSS measured on uploaded ``weights=None`` networks at 224×224 (bench/bench_memory.py; ``w`` =
+bytes of the model file ≈ its float32 weights): loading costs about 3.5 × ``w`` (VGG16: 528 MB file, +2.0 GB;
+ResNet50: 98 MB, +0.47 GB; DenseNet121: 32 MB, +0.35 GB: the weights are read, built and assigned once each);
+building a relevance analyzer about 0.5 × ``w`` plus 0.7 GB at 224×224 pixels, scaled by the input's area (ResNet50
+LRP-ε +0.87 GB, DenseNet121 +0.73 GB; the demo models' few MB). TensorFlow and glibc keep much of what a closed
+session frees (ResNet50: 0.96 GB of 1.3 GB stays resident), so the ledger also reads the real RSS.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from dataclasses import dataclass, field
 from xai_core.errors import ModelLoadError
 
 DEFAULT_BUDGET_BYTES = int(2.2 * 1024**3)
-LOAD_FACTOR = 1.5
-BUILD_FACTOR = 1.0
-GRAPH_BYTES = 120 * 1024**2
+LOAD_FACTOR = 3.5
+BUILD_FACTOR = 0.5
+BUILD_BYTES_224 = 700 * 1024**2  # an analyzer graph's own memory at 224×224 input
+GRAPH_BYTES = 64 * 1024**2
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -67,9 +71,9 @@ def load_cost(weight_bytes: int) -> int:
     return int(LOAD_FACTOR * weight_bytes) + GRAPH_BYTES
 
 
-def build_cost(weight_bytes: int) -> int:
-    """Estimated RSS growth of building one analyzer for such a model."""
-    return int(BUILD_FACTOR * weight_bytes) + GRAPH_BYTES
+def build_cost(weight_bytes: int, pixels: int = 224 * 224) -> int:
+    """Estimated RSS growth of building one analyzer for such a model with ``pixels`` = H × W of its input."""
+    return int(BUILD_FACTOR * weight_bytes + BUILD_BYTES_224 * min(4.0, pixels / (224 * 224))) + GRAPH_BYTES // 4
 
 
 def _mb(n: int) -> str:

@@ -1,10 +1,7 @@
-"""Every Streamlit cache of the app, in one place.
-
-Models live in ``st.cache_resource`` (one bundle per model for the whole server: it owns a TF graph, session and
-lock, so any session's thread can use it); data lives in ``st.cache_data`` with explicit string keys (arguments
-starting with ``_`` are not hashed: the key arguments before them identify them). Long computations that draw a
-progress bar are kept in a server-wide LRU store (:func:`computed`), because ``st.cache_data`` would replay the bar.
-"""
+"""Every Streamlit cache of the app, in one place. Models: ``st.cache_resource`` (one bundle per model for the whole
+server, within the memory budget); data: ``st.cache_data`` with explicit string keys (``_`` arguments are not hashed:
+the keys before them identify them); long computations that draw a progress bar: a server-wide LRU store
+(:func:`computed`), because ``st.cache_data`` would replay the bar."""
 
 from __future__ import annotations
 
@@ -141,9 +138,9 @@ def make_room(key: str, need: int, what: str) -> list[str]:
 
 
 def reserve_build(model_key: str, bundle: ModelBundle) -> None:
-    """Room for one more analyzer of ``bundle`` (building one holds about its weights again)."""
-    h, w = bundle.input_size
-    make_room(model_key, build_cost(4 * bundle.num_params, h * w), f"Building an explanation for {bundle.name}")
+    """Room for one more analyzer of ``bundle`` (see :func:`xai_core.models.memory.build_cost`)."""
+    need = build_cost(4 * bundle.num_params, bundle.input_size[0] * bundle.input_size[1])
+    make_room(model_key, need, f"Building an explanation for {bundle.name}")
 
 
 def charge_build(model_key: str, nbytes: int) -> None:  # what a build really added to the model's memory
@@ -254,8 +251,8 @@ def predictions(model_key: str, image_key: str, _images: np.ndarray) -> np.ndarr
     return get_model(model_key).predict(_images)
 
 
-def params_key(params: dict[str, Any]) -> str:
-    return repr(sorted(params.items()))  # a stable key of a parameter dict
+def params_key(params: dict[str, Any]) -> str:  # a stable key of a parameter dict
+    return repr(sorted(params.items()))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -141,6 +141,47 @@ def _positive_only(analyzer: LRP) -> bool:
                                                         rrule.ZPlusRule, rrule.ZPlusFastRule))
 
 
+def _alpha_beta_apply_conserving(self: rrule.AlphaBetaRule, Xs: list[Any], _Ys: list[Any], Rs: list[Any],
+                                 _reverse_state: dict) -> list[Any]:
+    """iNNvestigate 2.1.2 bug: the αβ rule gives a neuron's relevance α × R to its activating inputs and β × R to
+    its inhibiting ones; where a neuron has *no* inhibiting contribution, the β part divides by zero (→ 0) and the
+    neuron passes on α × R: relevance doubles there under α2β1. Through MobileNetV2's depthwise layers (nine
+    inputs per neuron, so often one-sided) the maps added up to 5 × 10⁷ × the explained score. Here such a neuron
+    gives R to its activators, as α − β = 1 intends; a neuron with both sides is unchanged.
+    Test: tests/methods/test_methods.py::test_alpha_beta_conserves_where_a_neuron_has_no_inhibitors.
+    """
+    from innvestigate import backend as ibackend
+
+    def keep(positive: bool) -> Any:
+        return lambda x: x * tf.cast(x > 0 if positive else x < 0, x.dtype)
+
+    xs_pos = [keep(True)(x) for x in Xs]
+    xs_neg = [keep(False)(x) for x in Xs]
+
+    def parts(layer1: Any, layer2: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        z1 = ibackend.apply(layer1, xs_pos)
+        z2 = ibackend.apply(layer2, xs_neg)
+        return z1, z2, [a + b for a, b in zip(z1, z2)]
+
+    def spread(z1: list[Any], z2: list[Any], zs: list[Any], rel: list[Any]) -> list[Any]:
+        tmp = [ibackend.safe_divide(r, z) for r, z in zip(rel, zs)]
+        g1 = ibackend.gradients(xs_pos, z1, tmp)
+        g2 = ibackend.gradients(xs_neg, z2, tmp)
+        return [a * b + c * d for a, b, c, d in zip(xs_pos, g1, xs_neg, g2)]
+
+    act = parts(self._layer_wo_act_positive, self._layer_wo_act_negative)
+    if not self._beta:
+        return spread(*act, list(Rs))
+    inh = parts(self._layer_wo_act_negative, self._layer_wo_act_positive)
+    has_inhibitors = [tf.cast(tf.not_equal(z, 0), r.dtype) for z, r in zip(inh[2], Rs)]
+    alpha = [r * (1.0 + (self._alpha - 1.0) * m) for r, m in zip(Rs, has_inhibitors)]
+    beta = [r * self._beta * m for r, m in zip(Rs, has_inhibitors)]
+    return [a - b for a, b in zip(spread(*act, alpha), spread(*inh, beta))]
+
+
+rrule.AlphaBetaRule.apply = _alpha_beta_apply_conserving
+
+
 _ORIGINAL_LRP_CREATE_ANALYSIS = LRP._create_analysis
 
 

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from ui.run import end_run, start_run
+
 st.set_page_config(page_title="XAI Lens", page_icon=":material/visibility:", layout="wide")
 
 pages = [
@@ -16,4 +18,8 @@ pages = [
 nav = st.navigation(pages)
 with st.sidebar:
     st.caption("XAI Lens · explain Keras image classifiers with iNNvestigate, Grad-CAM and occlusion.")
-nav.run()
+start_run()  # the memory budget never unloads a model this run uses
+try:
+    nav.run()
+finally:
+    end_run()

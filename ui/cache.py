@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.feedback import Progress, progress
+from ui.run import pin, pinned
 from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
 from xai_core.analysis.explore.metrics import Predictions
@@ -58,6 +59,7 @@ def get_model(key: str) -> ModelBundle:
     weights) or ``upload:...`` (a user's model registered with :func:`register_upload`). A model not loaded yet
     first gets room in the memory budget (:func:`make_room`)."""
     ledger = _ledger()
+    pin(key)
     with STORES_LOCK:
         known = key in ledger.entries
     if known:
@@ -125,7 +127,7 @@ def make_room(key: str, need: int, what: str) -> list[str]:
     page; raises :class:`~xai_core.models.memory.MemoryBudgetError` when ``key`` cannot fit at all."""
     ledger = _ledger()
     with STORES_LOCK:
-        evict = [str(k) for k in ledger.plan(key, need, what)]
+        evict = [str(k) for k in ledger.plan(key, need, what, protect=pinned())]
     for other in evict:
         unload(other)
     if evict:

@@ -27,6 +27,15 @@ def test_least_recently_used_models_are_unloaded_first_never_the_one_asked_for()
     assert ledger.plan("a", 2000 * MB) == ["b", "c"], "a loaded model's explanation is never refused"
 
 
+def test_models_a_running_page_uses_are_not_unloaded():
+    """Compare Models with two models under a tight budget unloaded each to load the other, over and over."""
+    ledger = _ledger(1000)
+    for key in ("a", "b", "c"):
+        ledger.charge(key, 250 * MB)
+    assert ledger.plan("d", 500 * MB, protect=frozenset({"a"})) == ["b", "c"]
+    assert ledger.plan("d", 500 * MB, protect=frozenset({"a", "b", "c"})) == [], "over budget rather than thrash"
+
+
 def test_a_model_that_alone_exceeds_the_budget_is_refused_with_a_reason():
     ledger = _ledger(1000)
     ledger.charge("small", 100 * MB)

@@ -113,11 +113,13 @@ class Ledger:
     def forget(self, key: Hashable) -> None:
         self.entries.pop(key, None)
 
-    def plan(self, key: Hashable, need: int, what: str = "the model") -> list[Hashable]:
+    def plan(self, key: Hashable, need: int, what: str = "the model",
+             protect: frozenset[Hashable] = frozenset()) -> list[Hashable]:
         """The models to unload, least recently used first, so that ``need`` more bytes for ``key`` fit (``key``
         itself is never unloaded). Raises :class:`MemoryBudgetError` when ``key`` is not loaded yet and its load
         alone could not fit. (A loaded model's own charge is its measured RSS growth, which includes transient
-        memory of the load; it is never a reason to refuse one of its explanations.)"""
+        memory of the load; it is never a reason to refuse one of its explanations.) Models in ``protect`` (in
+        use by a page run in progress) are not unloaded: the budget is exceeded rather than thrash."""
         if self.budget <= 0:
             return []
         if key not in self.entries and self.baseline + need > self.budget:
@@ -130,7 +132,7 @@ class Ledger:
         for other, size in list(self.entries.items()):
             if used + need <= self.budget:
                 break
-            if other == key:
+            if other == key or other in protect:
                 continue
             evict.append(other)
             used -= size

@@ -476,11 +476,11 @@ def test_an_interrupted_build_caches_nothing(monkeypatch, images):
     real = _innvestigate.initialize_new_variables
     calls = []
 
-    def stopped_once(session):
+    def stopped_once(session, since=0):
         calls.append(1)
         if len(calls) == 1:
             raise _Interrupted
-        return real(session)
+        return real(session, since)
 
     monkeypatch.setattr(_innvestigate, "initialize_new_variables", stopped_once)
     with pytest.raises(_Interrupted):
@@ -508,6 +508,30 @@ def test_direct_session_run_equals_innvestigate_analyze(tiny, images, method_id)
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
 
 
+
+@pytest.mark.parametrize(("method_id", "params", "name", "built"), [
+    ("gradient", {}, "gradient", {}),
+    ("input_t_gradient", {}, "input_t_gradient", {}),
+    ("integrated_gradients", {"steps": 5, "reference": "gray"}, "integrated_gradients", {"steps": 5}),
+])
+def test_shared_gradient_methods_equal_innvestigates_analyzers(tiny, images, method_id, params, name, built):
+    """The plain-gradient methods run on one shared ``tf.gradients`` graph (xai_core.methods.gradient), not on
+    iNNvestigate's analyzers; their maps are those analyzers' maps, for a hidden-layer neuron too."""
+    from xai_core.methods._innvestigate import built_analyzer
+    from xai_core.methods.gradient import reference_input
+
+    if method_id == "integrated_gradients":
+        built["reference_inputs"] = reference_input(tiny, "gray")
+    layer = tiny.layers[-3].name
+    x = tiny.preprocess(images)
+    for target, selection in ((Target.of_class(3), (None, np.full(len(x), 3))),
+                              (Target.neuron(layer, 5), (layer, np.full(len(x), 5)))):
+        ours = explain(tiny, method_id, images, target, params).raw[:, 0]
+        analyzer = built_analyzer(tiny, f"check.{method_id}", name, selection[0], **built)
+        with tiny.scope():
+            theirs = analyzer.analyze(x, neuron_selection=selection[1])
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6 * np.abs(theirs).max())
+        assert np.abs(ours).max() > 0
 
 def test_analyzer_built_once_and_shared_across_classes(tiny, images):
     explain(tiny, "lrp.alpha_2_beta_1", images[:1], Target.of_class(0))

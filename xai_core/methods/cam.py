@@ -14,6 +14,7 @@ from PIL import Image
 
 from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError
+from xai_core.methods import steps
 from xai_core.methods._innvestigate import analyze
 from xai_core.methods.base import MethodSpec, Param, Selection, register, unsupported_reason
 from xai_core.models.bundle import ModelBundle
@@ -44,6 +45,7 @@ def default_feature_layer(bundle: ModelBundle, target_layer: str | None = None) 
 
 def _tensors(bundle: ModelBundle, feature_layer: str, target_layer: str | None) -> tuple[Any, Any, Any]:
     def build() -> tuple[Any, Any, Any]:
+        steps.step(steps.GRADIENT_GRAPH)
         acts = bundle.layer_output(feature_layer)
         idx, score = bundle.selected_tensor(target_layer)
         grads = tf.gradients(tf.reduce_sum(score), acts)[0]

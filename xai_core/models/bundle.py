@@ -8,7 +8,9 @@ so they are created once per bundle and never per request.
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +24,22 @@ from xai_core.errors import InvalidParameterError, ModelLoadError
 
 #: Images go through the engine in this many at a time (analyzers, forward passes, occlusion batches).
 DEFAULT_BATCH_SIZE = 32
+
+
+def session_config() -> Any:
+    """Session options of every bundle: Grappler's graph rewriting off, unless ``XAI_LENS_GRAPPLER=on``.
+
+    Grappler rewrites a graph on its first ``session.run``, a large part of a first map's cost on an analyzer's
+    large graph. Measured on an uploaded ResNet50 at 224 (docs/benchmarks.md, first-map benchmark): the first
+    gradient map 0.85-0.94 s without it, 1.05-1.40 s with it; LRP-ε 4.5-4.9 s against 6.0-6.6 s. Warm maps
+    stay within the machine's noise, except plain forward passes (its Conv2D + BiasAdd + ReLU fusions): 8 images
+    through ResNet50 take 0.80-0.83 s instead of 0.71-0.77 s. Keeping only the fusing remapper kept the forward
+    speed but lost most of the first-run gain (LRP-ε 5.6-6.0 s).
+    """
+    config = tf.compat.v1.ConfigProto()
+    if os.environ.get("XAI_LENS_GRAPPLER", "off") != "on":
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config
 
 
 @dataclass(frozen=True)
@@ -154,8 +172,15 @@ class ModelBundle:
         from xai_core.models.graph import flatten_nested, reserve_layer_names, split_head, validate_classifier
 
         graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph)
+        session = tf.compat.v1.Session(graph=graph, config=session_config())
         with graph.as_default(), session.as_default():
+            # Inference only, fixed when the graph is built: with Keras' default learning-phase placeholder every
+            # BatchNormalization becomes two tf.cond (training / inference), whose gradients build function
+            # graphs that Grappler then inlines. On a ResNet50 upload (224) that made tf.gradients 2.5-3.8 s to
+            # build and 2.7-3.8 s to run first; with the phase fixed, 0.4 s and 0.9 s (docs/benchmarks.md).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tf.compat.v1.keras.backend.set_learning_phase(0)
             raw = factory()
             reserve_layer_names(raw)
             validate_classifier(raw)

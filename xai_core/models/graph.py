@@ -104,12 +104,13 @@ def flatten_nested(model: Any) -> Any:
     learning model) as an opaque layer without propagation rules, so nested models are inlined: every inner
     layer is called again on the outer tensors, sharing its weights.
 
-    Layers are replayed with the arguments of their original call. Do not force ``training=False`` here,
-    tempting as it is (it removes the learning-phase ``cond`` of every BatchNormalization and builds ~3x
-    faster): a static FusedBatchNormV3 breaks every iNNvestigate analyzer after the first on the same model
-    (KeyError in ``reverse_model``; the first analyzer's gradients make Keras wrap the BN op into an op-layer,
-    which overwrites the BN output's Keras history). An inner layer whose name clashes with another layer of
-    the flattened model is renamed ``<inner model>_<layer>`` (layer names must be unique within one model).
+    Layers are replayed with the arguments of their original call (the learning phase is fixed at inference for
+    the whole graph by :meth:`ModelBundle.create`). A static FusedBatchNormV3 breaks every iNNvestigate analyzer
+    after the first on the same model (KeyError in ``reverse_model``; the first analyzer's gradients make Keras
+    wrap the BN op into an op-layer, which overwrites the BN output's Keras history), so iNNvestigate only ever
+    sees the BN-free canonical model (:func:`xai_core.methods._innvestigate.make_analyzer`). An inner layer whose
+    name clashes with another layer of the flattened model is renamed ``<inner model>_<layer>`` (layer names
+    must be unique within one model).
     """
     if not any(_is_nested(layer) for layer in model.layers):
         return model

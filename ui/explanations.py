@@ -1,8 +1,8 @@
 """Maps for a grid of (model, method, parameters) columns × images, as typed cells the pages render.
 
 Each image is explained on its own with the cache keys every page shares (:func:`ui.cache.explanation`), so a map
-seen on Visualize is reused by Compare Models; analyzers are built once per model and method, with a spinner that
-says what is being built.
+seen on Visualize is reused by Compare Models; analyzers are built once per model and method, with a message that
+says what is being built and which step the build is on.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import numpy as np
 import streamlit as st
 
 from ui.cache import charge_build, explanation, get_model, model_input, predictions, reserve_build
-from ui.feedback import attempt
+from ui.feedback import attempt, build_steps
 from xai_core.data.images import FitMode
 from xai_core.data.inputs import ImageItem
-from xai_core.methods import Explanation, MethodSpec, Target
-from xai_core.methods.prepared import is_prepared
+from xai_core.methods import Explanation, MethodSpec, Target, explain
+from xai_core.methods.prepared import is_prepared, mark_prepared
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.memory import rss_bytes
 from xai_core.viz.render import NormMode, normalize
@@ -82,17 +82,20 @@ class Column:
 
 def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, image_key: str, target: Target,
                       params: dict[str, Any], x: np.ndarray) -> Explanation:
-    """:func:`ui.cache.explanation`, with a spinner that says what is being built when the method is new for the
-    model (building takes seconds, running milliseconds)."""
-    if is_prepared(bundle, spec.id, params, target.layer):
-        return explanation(model_key, spec.id, image_key, target, params, x)
-    where = f" (layer {target.layer})" if target.layer else ""
-    reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
-    before = rss_bytes()
-    with st.spinner(f"Building {spec.label} for {bundle.name}{where}: first use only …"):
-        result = explanation(model_key, spec.id, image_key, target, params, x)
-    charge_build(model_key, max(0, rss_bytes() - before))
-    return result
+    """:func:`ui.cache.explanation`, after building the method (when it is new for the model) on the first image
+    with a message that says which step the build is on (building takes seconds, running milliseconds).
+
+    The build runs outside the cached call: ``st.cache_data`` records the page elements a cached function
+    updates and replays them on a hit, which cannot work for a message slot that lives outside it."""
+    if not is_prepared(bundle, spec.id, params, target.layer):
+        where = f" (layer {target.layer})" if target.layer else ""
+        reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
+        before = rss_bytes()
+        with build_steps(f"Building {spec.label} for {bundle.name}{where} (first use only)"):
+            explain(bundle, spec.id, x[:1], target, params)
+        mark_prepared(bundle, spec.id, params, target.layer)
+        charge_build(model_key, max(0, rss_bytes() - before))
+    return explanation(model_key, spec.id, image_key, target, params, x)
 
 
 def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], items: Sequence[ImageItem],

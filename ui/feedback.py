@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from xai_core.errors import XaiLensError
+from xai_core.methods import steps
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -48,5 +49,22 @@ def progress(text: str, where: Any = None) -> Iterator[Progress]:
 
     try:
         yield update
+    finally:
+        slot.empty()
+
+
+@contextmanager
+def build_steps(title: str) -> Iterator[None]:
+    """A message ``title: step …`` in a fresh slot while the block runs, updated at every step the build reports
+    (:mod:`xai_core.methods.steps`: folding BatchNorm, the reverse graph, the first run), removed after."""
+    slot = st.empty()
+
+    def show(text: str) -> None:
+        slot.info(f"{title}: {text} …", icon=":material/hourglass_top:")
+
+    show("starting")
+    try:
+        with steps.reporting(show):
+            yield
     finally:
         slot.empty()

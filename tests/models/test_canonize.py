@@ -222,3 +222,24 @@ def test_elementwise_affine_layers_do_not_multiply_relevance(bn_bundle, pixels, 
     e = explain(bn_bundle, method_id, pixels)
     assert np.all(np.isfinite(e.maps)) and not e.empty.all()
     assert np.abs(e.maps.sum(axis=(1, 2, 3))).max() <= 3 * scale.max(), e.maps.sum(axis=(1, 2, 3)) / scale
+
+
+def test_the_warning_names_the_layers_lrp_has_no_rule_for(tiny):
+    """EfficientNet-style blocks (swish, squeeze-and-excitation products) are named as the cause when LRP does not
+    conserve there; ReLU networks name none."""
+    from tiny_models import make_bundle
+
+    from xai_core.methods.explain import layers_without_lrp_rule
+
+    layers = tf.keras.layers
+
+    def swish_se() -> tf.keras.Model:
+        inp = tf.keras.Input((16, 16, 3))
+        x = layers.Conv2D(8, 3, activation="swish")(inp)
+        gate = layers.Conv2D(8, 1, activation="sigmoid")(layers.GlobalAveragePooling2D(keepdims=True)(x))
+        x = layers.Multiply()([x, gate])
+        return tf.keras.Model(inp, layers.Dense(5, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
+
+    assert layers_without_lrp_rule(tiny) == ""
+    said = layers_without_lrp_rule(make_bundle(swish_se, "swish-se"))
+    assert "swish" in said and "1 element-wise products" in said and "squeeze-and-excitation" in said

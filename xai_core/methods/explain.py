@@ -169,10 +169,35 @@ def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray,
     if worst <= CONSERVATION_LIMIT:
         return []
     n = int((ratio > CONSERVATION_LIMIT).sum())
+    unruled = layers_without_lrp_rule(bundle)
+    cause = (f"this network has layers LRP has no rule for ({unruled}), through which relevance passes unchanged"
+             if unruled else "biases, folded BatchNorm shifts or the rule itself add it")
+    advice = ("gradient-based methods, Grad-CAM and occlusion do not depend on such rules" if unruled
+              else "LRP-ε and LRP-α1β0 stay close to the score")
     return [f"{n} of {len(ratio)} maps add up to more than {CONSERVATION_LIMIT:g}× the score they explain (up to "
-            f"{worst:,.0f}×): {spec.label} does not conserve relevance on this model (biases, folded BatchNorm "
-            "shifts or the rule itself add it), so the colours show where relevance piled up, not shares of the "
-            "score. LRP-ε and LRP-α1β0 stay close to the score."]
+            f"{worst:,.3g}×): {spec.label} does not conserve relevance on this model ({cause}), so the colours "
+            f"show where relevance piled up, not shares of the score; {advice}."]
+
+
+def layers_without_lrp_rule(bundle: ModelBundle) -> str:
+    """What in the model LRP has no rule for, in words (empty if nothing): activations other than ReLU-like
+    and piecewise-linear ones (swish, GELU, …) and element-wise products of two activations (the gates of
+    squeeze-and-excitation blocks, as in EfficientNet, where LRP totals reached 10²² × the score)."""
+    import tensorflow as tf
+
+    linear = {"relu", "linear", "softmax", "sigmoid_output", "relu6"}
+    activations, products = set(), 0
+    for layer in bundle.model.layers:
+        if isinstance(layer, tf.keras.layers.Multiply):
+            products += 1
+        fn = getattr(layer, "activation", None)
+        name = getattr(fn, "__name__", "") if fn is not None else ""
+        if name and name not in linear and not (name == "sigmoid" and isinstance(layer, tf.keras.layers.Dense)):
+            activations.add(name)
+    parts = [f"{', '.join(sorted(activations))} activations"] if activations else []
+    if products:
+        parts.append(f"{products} element-wise products of activations (e.g. squeeze-and-excitation gates)")
+    return "; ".join(parts)
 
 
 def explain(

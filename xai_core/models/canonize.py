@@ -43,15 +43,16 @@ from xai_core.models.graph import nodes_in_order
 
 #: What canonization does, for the Methods page and the README (one text, two places).
 CANONIZATION_NOTE = (
-    "LRP and Deep Taylor run on a *canonical* copy of the model: every BatchNormalization that directly follows "
+    "LRP, Deep Taylor, DeconvNet and Guided Backprop run on a *canonical* copy of the model: every "
+    "BatchNormalization that directly follows "
     "a convolution or dense layer is folded into that layer's weights and bias, and any other BatchNormalization "
     "(pre-activation BN as in DenseNet, BN after an Add or right after the input) becomes an element-wise affine "
     "layer with its scale γ/√(var + ε) computed directly. Both are exact at inference (logits agree to 1e-4). "
     "iNNvestigate's own BatchNorm rule divides two small differences, (y − β)/(x − μ), and on trained networks "
     "its LRP-0 maps had almost nothing in common with gradient × input (r ≈ 0.03), which they must equal; after "
     "canonization they agree to r ≥ 0.999. Deep Taylor also gets the z⁺ rule at residual sums (iNNvestigate passes "
-    "the whole relevance to both inputs there). Your model itself is never changed; gradient methods, CAM and "
-    "occlusion use it as it is."
+    "the whole relevance to both inputs there). Your model itself is never changed; the plain-gradient methods, "
+    "CAM and occlusion use it as it is."
 )
 
 #: Attribute set on the element-wise affine layers that replace unfoldable BatchNormalization layers: rules that

@@ -476,11 +476,11 @@ def test_an_interrupted_build_caches_nothing(monkeypatch, images):
     real = _innvestigate.initialize_new_variables
     calls = []
 
-    def stopped_once(session, since=0):
+    def stopped_once(session, since=0, fetches=None):
         calls.append(1)
         if len(calls) == 1:
             raise _Interrupted
-        return real(session, since)
+        return real(session, since, fetches)
 
     monkeypatch.setattr(_innvestigate, "initialize_new_variables", stopped_once)
     with pytest.raises(_Interrupted):

@@ -555,6 +555,13 @@ def test_analyzer_graph_without_keras_model_equals_innvestigates_own_build(resne
         theirs = theirs_analyzer.analyze(bundle.preprocess(imgs), neuron_selection=np.full(len(imgs), 2))
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max())
     assert np.abs(ours).max() > 0
+    # the stand-in weights of the rules' layer copies were all replaced by the real ones
+    from xai_core.methods._innvestigate import _ops_needed
+
+    analyzers = [v for k, v in bundle._cache.items()
+                 if isinstance(k, tuple) and k[:2] == ("analyzer", spec.innvestigate_name)]
+    needed = _ops_needed(analyzers[0]._analyzer_model.outputs)
+    assert not [name for name in needed if "stand_in" in name]
 
 def test_analyzer_built_once_and_shared_across_classes(tiny, images):
     explain(tiny, "lrp.alpha_2_beta_1", images[:1], Target.of_class(0))

@@ -10,13 +10,15 @@ every method each network is offered (results in docs/benchmarks.md).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from zoo import SIDE, calibration_images, preprocess_for, save_zoo_model
 
-from xai_core.methods import REGISTRY, Explanation, explain, methods_for, unsupported_reason
+from xai_core.methods import REGISTRY, Explanation, Target, explain, methods_for, unsupported_reason
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.upload import load_user_model
 
@@ -167,3 +169,40 @@ def test_swish_network_hides_relu_only_methods(zoo_dir):
     for method_id in ("deconvnet", "guided_backprop", "deep_taylor", "gradcam.guided"):
         assert method_id not in methods_for(b)
         assert unsupported_reason(b, method_id)
+
+
+#: Run in a fresh interpreter (eager TensorFlow, the default): building Keras models eagerly inside the graph-mode
+#: test process left global Keras state behind that later page tests tripped over.
+_EAGER_GRADIENT = """
+import sys
+import numpy as np
+import tensorflow as tf
+path, x_path, out_path, cls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+model = tf.keras.models.load_model(path, compile=False)
+head = model.get_layer("predictions")
+features = tf.keras.Model(model.inputs, head.input)
+x = tf.constant(np.load(x_path))
+with tf.GradientTape() as tape:
+    tape.watch(x)
+    score = (tf.matmul(features(x, training=False), head.kernel) + head.bias)[:, cls]
+np.save(out_path, tape.gradient(score, x).numpy())
+"""
+
+
+@pytest.mark.parametrize("name", ["ResNet50", "DenseNet121"])
+def test_gradient_equals_an_eager_gradient_tape_of_the_saved_file(zoo_dir, images, tmp_path, name):
+    """The shared gradient graph (learning phase fixed, so no BatchNorm ``tf.cond``) against an independent
+    recomputation: eager TensorFlow in a fresh process, ``tf.GradientTape`` of the same logit of the file the
+    user saved, w.r.t. the model input (the logit recomputed from the head's input, kernel and bias, because the
+    file's last layer applies the softmax)."""
+    b = bundle(name, "keras", zoo_dir)
+    x = b.preprocess(images)
+    np.save(tmp_path / "x.npy", x)
+    run = subprocess.run(
+        [sys.executable, "-c", _EAGER_GRADIENT, str(files(name, zoo_dir)["keras"]), str(tmp_path / "x.npy"),
+         str(tmp_path / "grad.npy"), "7"], capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = np.load(tmp_path / "grad.npy")
+    ours = explain(b, "gradient", images, Target.of_class(7)).raw[:, 0]
+    assert np.abs(theirs).max() > 0
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())

@@ -563,6 +563,42 @@ def test_analyzer_graph_without_keras_model_equals_innvestigates_own_build(resne
     needed = _ops_needed(analyzers[0]._analyzer_model.outputs)
     assert not [name for name in needed if "stand_in" in name]
 
+def test_analyzer_build_hooks_act_only_in_the_thread_that_builds():
+    """While one session's thread builds an analyzer (no Keras op-layers, rules' layer copies with stand-in
+    weights), a model built at the same moment in another thread gets real variables and Keras history: the
+    hooks consult per-thread flags rather than swapping Keras' functions for every thread."""
+    from keras.src.engine import base_layer_utils
+
+    from xai_core.methods import _innvestigate as inn
+
+    def probe() -> tuple[bool, list[bool]]:
+        with tf.Graph().as_default():
+            tensor = tf.square(tf.keras.Input((3,)))  # a plain op on a Keras input: would need an op-layer
+            layer = tf.keras.layers.Dense(2)
+            layer.build((None, 3))
+            return (bool(base_layer_utils.needs_keras_history([tensor])),
+                    [isinstance(w, tf.Variable) for w in layer.weights])
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def builder() -> None:
+        with inn._no_keras_op_layers(), inn._flag(inn._STAND_IN_WEIGHTS):
+            seen["builder"] = probe()
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=builder)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        assert probe() == (True, [True, True])  # this thread: Keras as it is
+    finally:
+        release.set()
+        thread.join(30)
+    assert seen["builder"] == (False, [False, False])  # the building thread: hooks on
+    assert probe() == (True, [True, True])  # and nothing left behind
+
+
 def test_analyzer_built_once_and_shared_across_classes(tiny, images):
     explain(tiny, "lrp.alpha_2_beta_1", images[:1], Target.of_class(0))
     keys = [k for k in tiny._cache if isinstance(k, tuple) and k[0] == "analyzer" and k[1] == "lrp.alpha_2_beta_1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import innvestigate
@@ -344,26 +345,75 @@ class _AnalyzerGraph:
         return out[0] if len(out) == 1 else out
 
 
+#: Set (per thread: each Streamlit session's script run is its own thread) while an analyzer graph is built, and
+#: while one of its rules' layer copies is built. The Keras and iNNvestigate functions below consult them instead of
+#: being swapped in and out: a swap changes them for every thread, so a model loading, or another session's build,
+#: at the same moment would have built its layers with stand-in weights or without Keras history, and two
+#: overlapping swaps could have left the patched function in place for good.
+_BUILDING_ANALYZER: ContextVar[bool] = ContextVar("xai_lens_building_analyzer", default=False)
+_STAND_IN_WEIGHTS: ContextVar[bool] = ContextVar("xai_lens_stand_in_weights", default=False)
+
+
+@contextmanager
+def _flag(var: ContextVar[bool]) -> Iterator[None]:
+    token = var.set(True)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
 @contextmanager
 def _no_keras_op_layers() -> Iterator[None]:
     """Keras (v1 graph mode) wraps every plain TensorFlow op that feeds a Keras layer into an op-layer, walking back
     to the nearest Keras tensor, each time a layer is called on such a tensor. iNNvestigate calls Keras layers on
     its reversed tensors (``tf.gradients`` outputs) at every layer, so an LRP build spent about a quarter of its time
-    there (9 of 34 s for α2β1 on ResNet50), only to make the analyzer a Keras model. We never use it as one."""
-    from keras.src.engine import base_layer_utils
-
-    original = base_layer_utils.needs_keras_history
-    original_from_config = igraph.get_layer_from_config
-    base_layer_utils.needs_keras_history = lambda *_args, **_kwargs: False
-    igraph.get_layer_from_config = _layer_from_config_sharing_weights
-    try:
+    there (9 of 34 s for α2β1 on ResNet50), only to make the analyzer a Keras model. We never use it as one.
+    In this thread only, while the block runs: no op-layers, and rules' layer copies share the layer's weights
+    (:func:`_layer_from_config_sharing_weights`)."""
+    with _flag(_BUILDING_ANALYZER):
         yield
-    finally:
-        base_layer_utils.needs_keras_history = original
-        igraph.get_layer_from_config = original_from_config
+
+
+def _install_thread_aware_hooks() -> None:
+    """Route Keras' ``needs_keras_history``, iNNvestigate's ``get_layer_from_config`` and Keras v1
+    ``Layer.add_weight`` through the flags above (once per process); outside a build they are the originals."""
+    from keras.src.engine import base_layer_utils, base_layer_v1
+
+    global _ORIGINAL_LAYER_FROM_CONFIG
+    installed = getattr(igraph.get_layer_from_config, "xai_lens_original", None)
+    if installed is not None:  # this module was imported again (importlib.reload): the hooks are in place
+        _ORIGINAL_LAYER_FROM_CONFIG = installed
+        return
+    needs_keras_history = base_layer_utils.needs_keras_history
+    get_layer_from_config = _ORIGINAL_LAYER_FROM_CONFIG = igraph.get_layer_from_config
+    add_weight = base_layer_v1.Layer.add_weight
+
+    def needs_keras_history_hook(*args: Any, **kwargs: Any) -> bool:
+        return False if _BUILDING_ANALYZER.get() else bool(needs_keras_history(*args, **kwargs))
+
+    def get_layer_from_config_hook(*args: Any, **kwargs: Any) -> Any:
+        build = _layer_from_config_sharing_weights if _BUILDING_ANALYZER.get() else get_layer_from_config
+        return build(*args, **kwargs)
+
+    def add_weight_hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return (_stand_in_weight if _STAND_IN_WEIGHTS.get() else add_weight)(self, *args, **kwargs)
+
+    get_layer_from_config_hook.xai_lens_original = get_layer_from_config  # type: ignore[attr-defined]
+    base_layer_utils.needs_keras_history = needs_keras_history_hook
+    igraph.get_layer_from_config = get_layer_from_config_hook
+    base_layer_v1.Layer.add_weight = add_weight_hook
 
 
 _ORIGINAL_LAYER_FROM_CONFIG = igraph.get_layer_from_config
+
+
+def _stand_in_weight(layer: Any, name: str | None = None, shape: Any = None, dtype: Any = None,
+                     trainable: bool | None = True, **_kwargs: Any) -> Any:
+    """An unevaluated ``tf.zeros`` in place of a new variable (see :func:`_layer_from_config_sharing_weights`)."""
+    tensor = tf.zeros(shape, dtype=dtype or layer.dtype, name=f"{name or 'weight'}_stand_in")
+    (layer._trainable_weights if trainable is not False else layer._non_trainable_weights).append(tensor)
+    return tensor
 
 
 def _layer_from_config_sharing_weights(old_layer: Any, new_config: dict[str, Any], weights: Any = None,
@@ -377,20 +427,11 @@ def _layer_from_config_sharing_weights(old_layer: Any, new_config: dict[str, Any
         weights is not None and len(weights) > 0 and not any(isinstance(w, np.ndarray) for w in weights))
     if not symbolic:
         return _ORIGINAL_LAYER_FROM_CONFIG(old_layer, new_config, weights, reuse_symbolic_tensors)
-    from keras.src.engine import base_layer_v1
-
-    def stand_in(layer: Any, name: str | None = None, shape: Any = None, dtype: Any = None,
-                 trainable: bool | None = True, **_kwargs: Any) -> Any:
-        tensor = tf.zeros(shape, dtype=dtype or layer.dtype, name=f"{name or 'weight'}_stand_in")
-        (layer._trainable_weights if trainable is not False else layer._non_trainable_weights).append(tensor)
-        return tensor
-
-    original_add_weight = base_layer_v1.Layer.add_weight
-    base_layer_v1.Layer.add_weight = stand_in
-    try:
+    with _flag(_STAND_IN_WEIGHTS):
         return _ORIGINAL_LAYER_FROM_CONFIG(old_layer, new_config, weights, reuse_symbolic_tensors)
-    finally:
-        base_layer_v1.Layer.add_weight = original_add_weight
+
+
+_install_thread_aware_hooks()
 
 
 def _create_analyzer_graph(analyzer: AnalyzerNetworkBase, session: Any) -> None:

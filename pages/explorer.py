@@ -13,6 +13,7 @@ import streamlit as st
 
 from ui.router import through_router  # isort: skip
 from ui.cache import dataset_stats, tsne_embedding
+from ui.explanations import prepare_visualize
 from ui.feedback import progress, run_safely
 from ui.page import page_header
 from ui.state import init_state, keep_valid
@@ -318,7 +319,10 @@ def deep_dream(s: Scope) -> None:
 
 
 scope = choose()
+notice = st.empty()  # what is being prepared for Visualize, filled once the open tab has run
 tabs = st.tabs(TABS, key=f"{PAGE}.tab", on_change="rerun")  # only the open tab runs
 with tabs[TABS.index(open_tab())]:
     {"Accuracy": accuracy, "Confusion": confusion, "t-SNE": tsne_map, "Activations": activations,
      "Max activating": max_activating, "Deep dream": deep_dream}[open_tab()](scope)
+# Explain opens Visualize on its method: build it now, for the layer where the tab's Explain sends one
+prepare_visualize(notice, [scope.key], scope.layer if open_tab() in ("Activations", "Max activating") else None)

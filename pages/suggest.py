@@ -10,6 +10,7 @@ import streamlit as st
 
 from ui.router import through_router  # isort: skip
 from ui.cache import dataset_stats
+from ui.explanations import prepare_visualize
 from ui.feedback import run_safely
 from ui.page import page_header
 from ui.state import init_state, keep_valid
@@ -54,6 +55,7 @@ if dataset is None or not bundles:
     st.info("Choose a data set and at least one model.", icon=":material/info:")
     st.stop()
 
+notice = st.empty()  # what is being prepared for Visualize (filled at the end of the view)
 views = {"consensus": "Images worth a look (several models)", "activations": "Activations of one model"}
 init_state(f"{PAGE}.view", "consensus" if len(bundles) > 1 else "activations")
 view = segmented("View", list(views), labels=views, key=f"{PAGE}.view")
@@ -121,6 +123,7 @@ if view == "activations":
         image_cards(PAGE, "hist", dataset, rows["index"], caps, send=lambda i: {
             "models": [key], "layer": layer,
             "neuron": None if neurons is None else int(neurons[np.searchsorted(positions, i)])})
+    prepare_visualize(notice, [key], layer)  # what Explain will open, built while the user looks
     st.stop()
 
 # ------------------------------------------------------------------------------------- several models
@@ -203,3 +206,5 @@ if "distance" in df and df["distance"].notna().any():
         rows = images_in_bins(images_df, picked)
         image_cards(PAGE, "dist", dataset, rows["index"], describe(rows["index"].to_numpy()),
                     send=lambda _: {"models": list(bundles)[:4]})
+
+prepare_visualize(notice, list(bundles)[:4])  # what Explain will open, built while the user looks

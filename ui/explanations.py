@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ui.cache import charge_build, explanation, get_model, model_input, predictions, reserve_build
-from ui.feedback import attempt, build_steps
+from ui.cache import charge_build, explanation, get_model, model_input, prebuild, predictions, reserve_build
+from ui.feedback import attempt, build_steps, prebuild_notice, wait_for_prebuild
+from ui.state import visualize_method
 from xai_core.data.images import FitMode
 from xai_core.data.inputs import ImageItem
 from xai_core.methods import Explanation, MethodSpec, Target, explain
+from xai_core.methods.prebuild import Prebuild, running_prebuild
 from xai_core.methods.prepared import is_prepared, mark_prepared
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.memory import rss_bytes
@@ -86,9 +88,13 @@ def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, ima
     with a message that says which step the build is on (building takes seconds, running milliseconds).
 
     The build runs outside the cached call: ``st.cache_data`` records the page elements a cached function
-    updates and replays them on a hit, which cannot work for a message slot that lives outside it."""
+    updates and replays them on a hit, which cannot work for a message slot that lives outside it. A build another
+    page started in the background (:func:`ui.cache.prebuild`) is waited for, not repeated."""
+    where = f" (layer {target.layer})" if target.layer else ""
+    pending = running_prebuild(bundle, spec.id, params, target.layer)
+    if pending is not None and not pending.done:
+        wait_for_prebuild(pending, f"Building {spec.label} for {bundle.name}{where} (first use only)")
     if not is_prepared(bundle, spec.id, params, target.layer):
-        where = f" (layer {target.layer})" if target.layer else ""
         reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
         before = rss_bytes()
         with build_steps(f"Building {spec.label} for {bundle.name}{where} (first use only)"):
@@ -96,6 +102,29 @@ def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, ima
         mark_prepared(bundle, spec.id, params, target.layer)
         charge_build(model_key, max(0, rss_bytes() - before))
     return explanation(model_key, spec.id, image_key, target, params, x)
+
+
+def prepare_visualize(where: Any, model_keys: Sequence[str], layer: str | None = None) -> list[Prebuild]:
+    """Start building, in the background, the method Visualize will show for each model (its choice there in this
+    session, else its default) for the classes, or for neurons of ``layer``; say so in ``where`` (a slot). For
+    pages whose **Explain** opens Visualize, called once the page has done its own work. A failure shows nothing:
+    this is a guess, and Visualize builds (and explains any error) itself. Returns the builds started or running."""
+
+    def start() -> list[Prebuild]:
+        records = []
+        for key in model_keys:
+            bundle = get_model(key)
+            choice = visualize_method(bundle)
+            target_layer = None if layer is None or bundle.is_output_layer(layer) else layer
+            record = prebuild(key, *choice, target_layer) if choice else None
+            if record is not None:
+                records.append(record)
+        return records
+
+    records = attempt(start, "Preparing Visualize")[0] or []
+    with where:
+        prebuild_notice(records)
+    return records
 
 
 def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], items: Sequence[ImageItem],

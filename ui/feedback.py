@@ -10,6 +10,7 @@ import streamlit as st
 
 from xai_core.errors import XaiLensError
 from xai_core.methods import steps
+from xai_core.methods.prebuild import Prebuild
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -68,3 +69,30 @@ def build_steps(title: str) -> Iterator[None]:
             yield
     finally:
         slot.empty()
+
+
+def wait_for_prebuild(record: Prebuild, title: str, poll_s: float = 0.25) -> None:
+    """Block until a background build (:func:`ui.cache.prebuild`) ends, with ``title: step …`` in a fresh slot,
+    updated as the build moves on; removed after."""
+    slot = st.empty()
+    try:
+        while not record.wait(poll_s):
+            slot.info(f"{title}: {record.step} (started in the background) …", icon=":material/hourglass_top:")
+    finally:
+        slot.empty()
+
+
+def prebuild_notice(records: list[Prebuild], where: str = "Visualize") -> None:
+    """One caption about the background builds of ``records``: which are being prepared for ``where`` (with the
+    step each is on when the page ran) and which are ready."""
+    if not records:
+        return
+    ready = [r.label for r in records if r.ready]
+    busy = [f"{r.label} ({r.step})" for r in records if not r.done]
+    parts = []
+    if busy:
+        parts.append(f":material/hourglass_top: Preparing {', '.join(busy)} in the background")
+    if ready:
+        parts.append(f":material/check_circle: {', '.join(ready)} ready")
+    if parts:
+        st.caption(f"{'; '.join(parts)}: **Explain** opens {where} without waiting for the build.")

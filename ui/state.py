@@ -18,12 +18,14 @@ import numpy as np
 import streamlit as st
 
 from xai_core.data.inputs import make_record
-from xai_core.methods import get_method
+from xai_core.methods import get_method, methods_for
+from xai_core.models.bundle import ModelBundle
 from xai_core.viz.exports import slug
 
 SENT_IMAGES = "shared.images"
 VISUALIZE_REQUEST = "handoff.visualize"
 VISUALIZE = "visualize"
+DEFAULT_METHOD = "lrp.epsilon"  # the method a page's method picker opens on
 
 
 def init_state(key: str, default: Any) -> None:
@@ -47,6 +49,21 @@ def reset_page(page: str) -> None:
 def method_key(page: str, family: str) -> str:
     """The widget key of ``page``'s method choice within ``family`` (one selectbox per family)."""
     return f"{page}.method.{slug(family)}"
+
+
+def visualize_method(bundle: ModelBundle) -> tuple[str, dict[str, Any]] | None:
+    """``(method id, parameter values)`` that Visualize will show for ``bundle``: this session's choice there, else
+    the picker's default; None when that method is not offered for the model (Visualize then picks another)."""
+    family = st.session_state.get(f"{VISUALIZE}.family")
+    method = st.session_state.get(method_key(VISUALIZE, str(family))) if family else DEFAULT_METHOD
+    if method not in methods_for(bundle):
+        return None
+    spec = get_method(str(method))
+    params = {}
+    for p in spec.params:
+        value = st.session_state.get(f"{VISUALIZE}.param.{spec.id}.{p.name}", p.default)
+        params[p.name] = None if p.kind == "layer" and value == "auto" else value
+    return spec.id, params
 
 
 # ------------------------------------------------------------------------------------------- hand-off

@@ -168,3 +168,19 @@ def test_shapes_model_on_shapes():
     acc = float(next(m.value for m in at.metric if m.label == "Accuracy").rstrip("%")) / 100
     assert acc > 0.95
     assert np.isclose(at.dataframe[1].value["confidence"].max(), 1.0, atol=0.01)
+
+
+def test_visualizes_method_is_prepared_in_the_background(page):
+    """The page starts building the method Visualize opens on (LRP-ε by default) for the chosen model, says so,
+    and says it is ready once built (on a later run: the page does not wait for it)."""
+    import time
+
+    at = _tab(page, "Accuracy")
+    notes = [c.value for c in at.caption if "in the background" in c.value or "ready" in c.value]
+    assert notes and "LRP-ε for" in notes[0] and "Explain" in notes[0]
+    deadline = time.monotonic() + 120
+    while "ready" not in notes[0] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at = _tab(page, "Accuracy")
+        notes = [c.value for c in at.caption if "ready" in c.value or "in the background" in c.value]
+    assert "LRP-ε for" in notes[0] and "ready" in notes[0], notes

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ui.state import init_state, keep_valid, method_key
+from ui.state import DEFAULT_METHOD, init_state, keep_valid, method_key
 from ui.widgets.typed import segmented
 from xai_core.methods import FAMILIES, TOP_K_CHOICES, MethodSpec, Target
 from xai_core.methods.explain import neuron_position
@@ -79,7 +79,7 @@ def method_card(spec: MethodSpec) -> None:
                f"Map: {'signed — red for, blue against' if spec.signed else 'non-negative'}")
 
 
-def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = "lrp.epsilon",
+def method_picker(page: str, allowed: dict[str, MethodSpec], default: str = DEFAULT_METHOD,
                   family_box: Any = None) -> MethodSpec:
     """Family (in :data:`FAMILIES` order, drawn in ``family_box`` if given) then method among ``allowed``; the
     chosen method's card below."""

@@ -136,6 +136,57 @@ def test_alpha_beta_conserves_where_a_neuron_has_no_inhibitors(images):
     np.testing.assert_allclose(a21, a10, rtol=1e-4)
 
 
+def _alpha_beta_dense(x, w, b, rel, alpha, beta, bias=True):
+    """The αβ rule for one dense layer in numpy: iNNvestigate's split (activators z = x⁺w⁺ + x⁻w⁻ + b⁺ + b⁻,
+    inhibitors x⁺w⁻ + x⁻w⁺ + b⁻ + b⁺), with the conserving fix (a neuron without inhibitors passes R)."""
+    xp, xn, wp, wn = np.maximum(x, 0), np.minimum(x, 0), np.maximum(w, 0), np.minimum(w, 0)
+    b = b if bias else np.zeros_like(b)
+    z_act = xp @ wp + xn @ wn + b
+    z_inh = xp @ wn + xn @ wp + b
+    safe = lambda z: z + 1e-7 * (z == 0)  # noqa: E731  (iNNvestigate's safe_divide)
+    if not beta:
+        t = rel / safe(z_act)
+        return xp * (t @ wp.T) + xn * (t @ wn.T)
+    m = (z_inh != 0).astype(x.dtype)
+    ta, tb = rel * (1 + (alpha - 1) * m) / safe(z_act), rel * beta * m / safe(z_inh)
+    return xp * (ta @ wp.T) + xn * (ta @ wn.T) - (xp * (tb @ wn.T) + xn * (tb @ wp.T))
+
+
+@pytest.mark.parametrize(("method_id", "alpha", "beta", "bias"), [
+    ("lrp.alpha_2_beta_1", 2.0, 1.0, True), ("lrp.alpha_2_beta_1_IB", 2.0, 1.0, False),
+    ("lrp.alpha_1_beta_0", 1.0, 0.0, True), ("lrp.alpha_1_beta_0_IB", 1.0, 0.0, False)])
+def test_alpha_beta_equals_a_numpy_recomputation(images, method_id, alpha, beta, bias):
+    """Independent recomputation of the αβ rules on a two-layer dense ReLU net with biases and inputs of both
+    signs (symmetric preprocessing), so every term of the rule (x⁺, x⁻, w⁺, w⁻, b) is exercised."""
+    from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
+
+    def dense_net() -> tf.keras.Model:
+        init = tf.keras.initializers.RandomNormal(0.0, 0.05, seed=3)
+        binit = tf.keras.initializers.RandomNormal(0.0, 0.1, seed=4)
+        inp = tf.keras.Input((16, 16, 3), name="image")
+        x = tf.keras.layers.Flatten(name="f")(inp)
+        x = tf.keras.layers.Dense(12, activation="relu", kernel_initializer=init, bias_initializer=binit,
+                                  name="hidden")(x)
+        out = tf.keras.layers.Dense(5, kernel_initializer=init, bias_initializer=binit, name="predictions")(x)
+        return tf.keras.Model(inp, out)
+
+    bundle = ModelBundle.create(dense_net, name="alpha-beta-dense", preprocessing=PREPROCESSINGS["symmetric"],
+                                class_names=[f"c{i}" for i in range(5)], source="test")
+    with bundle.scope():
+        (w1, b1), (w2, b2) = (bundle.model.get_layer(n).get_weights() for n in ("hidden", "predictions"))
+    x = bundle.preprocess(images).reshape(len(images), -1).astype(np.float64)
+    assert (x < 0).any() and (x > 0).any()
+    hidden = np.maximum(x @ w1 + b1, 0)
+    logits = hidden @ w2 + b2
+    rel = np.zeros_like(logits)
+    rel[:, 2] = logits[:, 2]
+    expected = _alpha_beta_dense(x, w1, b1, _alpha_beta_dense(hidden, w2, b2, rel, alpha, beta, bias), alpha, beta,
+                                 bias)
+    ours = explain(bundle, method_id, images, Target.of_class(2)).raw[:, 0].reshape(len(images), -1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    assert np.abs(expected).max() > 0
+
+
 def test_integrated_gradients_completeness_on_batchnorm_model(resnet):
     from xai_core.methods.gradient import reference_input
 

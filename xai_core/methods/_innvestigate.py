@@ -172,20 +172,29 @@ def _alpha_beta_apply_conserving(self: rrule.AlphaBetaRule, Xs: list[Any], _Ys: 
         z2 = apply(layer2, xs_neg)
         return z1, z2, [a + b for a, b in zip(z1, z2)]
 
-    def spread(z1: list[Any], z2: list[Any], zs: list[Any], rel: list[Any]) -> list[Any]:
-        tmp = [ibackend.safe_divide(r, z) for r, z in zip(rel, zs)]
-        g1 = ibackend.gradients(xs_pos, z1, tmp)
-        g2 = ibackend.gradients(xs_neg, z2, tmp)
-        return [a * b + c * d for a, b, c, d in zip(xs_pos, g1, xs_neg, g2)]
+    def spread(terms: list[tuple[tuple[list[Any], list[Any], list[Any]], list[Any], float]]) -> list[Any]:
+        """Σ sign × (x⁺ ∂z1ᵀ(R/z) + x⁻ ∂z2ᵀ(R/z)) over ``(parts, R, sign)``: one ``tf.gradients`` for all the terms
+        (each term's z1 depends on x⁺ only and z2 on x⁻ only, so each gradient is the sum it should be). Four
+        calls per layer before, for α2β1: on ResNet50, 216 calls and about a second of the build."""
+        ys, grad_ys = [], []
+        for (z1, z2, zs), rel, sign in terms:
+            tmp = [ibackend.safe_divide(r, z) for r, z in zip(rel, zs)]
+            tmp = tmp if sign > 0 else [-t for t in tmp]
+            ys += [*z1, *z2]
+            grad_ys += [*tmp, *tmp]
+        grads = tf.gradients(ys, xs_pos + xs_neg, grad_ys=grad_ys, stop_gradients=xs_pos + xs_neg)
+        g_pos, g_neg = grads[:len(xs_pos)], grads[len(xs_pos):]
+        return [a * (b if b is not None else 0.0) + c * (d if d is not None else 0.0)
+                for a, b, c, d in zip(xs_pos, g_pos, xs_neg, g_neg)]
 
     act = parts(self._layer_wo_act_positive, self._layer_wo_act_negative)
     if not self._beta:
-        return spread(*act, list(Rs))
+        return spread([(act, list(Rs), 1.0)])
     inh = parts(self._layer_wo_act_negative, self._layer_wo_act_positive)
     has_inhibitors = [tf.cast(tf.not_equal(z, 0), r.dtype) for z, r in zip(inh[2], Rs)]
     alpha = [r * (1.0 + (self._alpha - 1.0) * m) for r, m in zip(Rs, has_inhibitors)]
     beta = [r * self._beta * m for r, m in zip(Rs, has_inhibitors)]
-    return [a - b for a, b in zip(spread(*act, alpha), spread(*inh, beta))]
+    return spread([(act, alpha, 1.0), (inh, beta, -1.0)])
 
 
 rrule.AlphaBetaRule.apply = _alpha_beta_apply_conserving

@@ -155,11 +155,8 @@ def _alpha_beta_apply_conserving(self: rrule.AlphaBetaRule, Xs: list[Any], _Ys: 
     """
     from innvestigate import backend as ibackend
 
-    def keep(positive: bool) -> Any:
-        return lambda x: x * tf.cast(x > 0 if positive else x < 0, x.dtype)
-
-    xs_pos = [keep(True)(x) for x in Xs]
-    xs_neg = [keep(False)(x) for x in Xs]
+    xs_pos = [tf.nn.relu(x) for x in Xs]  # x · [x > 0], as iNNvestigate: one op instead of three
+    xs_neg = [tf.minimum(x, 0.0) for x in Xs]
 
     def apply(layer: Any, xs: list[Any]) -> list[Any]:
         # The layer's own computation, not Keras' __call__: called on plain TensorFlow tensors, __call__ first
@@ -419,8 +416,9 @@ _ORIGINAL_LAYER_FROM_CONFIG = igraph.get_layer_from_config
 
 def _stand_in_weight(layer: Any, name: str | None = None, shape: Any = None, dtype: Any = None,
                      trainable: bool | None = True, **_kwargs: Any) -> Any:
-    """An unevaluated ``tf.zeros`` in place of a new variable (see :func:`_layer_from_config_sharing_weights`)."""
-    tensor = tf.zeros(shape, dtype=dtype or layer.dtype, name=f"{name or 'weight'}_stand_in")
+    """A placeholder in place of a new variable (see :func:`_layer_from_config_sharing_weights`): one op, never
+    fed or evaluated (a ``tf.zeros`` took three, 650 of the 5,900 ops of an α2β1 build on ResNet50)."""
+    tensor = tf.compat.v1.placeholder(dtype or layer.dtype, shape, name=f"{name or 'weight'}_stand_in")
     (layer._trainable_weights if trainable is not False else layer._non_trainable_weights).append(tensor)
     return tensor
 
@@ -430,7 +428,7 @@ def _layer_from_config_sharing_weights(old_layer: Any, new_config: dict[str, Any
     """iNNvestigate's ``get_layer_from_config``, for the copies its rules make of a layer (without activation, or
     with positive / negative weights) that use the original weights or tensors derived from them: it builds the
     copy, which creates new variables with the layer's initializers, and then replaces them by those tensors.
-    Here the copy is built with stand-ins (an unevaluated ``tf.zeros`` per weight) that are replaced the same way:
+    Here the copy is built with stand-ins (an unfed placeholder per weight) that are replaced the same way:
     no variables (20 ms each, 216 for α2β1 on ResNet50) and nothing to initialise."""
     symbolic = (weights is None and reuse_symbolic_tensors) or (
         weights is not None and len(weights) > 0 and not any(isinstance(w, np.ndarray) for w in weights))

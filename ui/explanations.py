@@ -82,6 +82,15 @@ class Column:
         return out
 
 
+def await_prebuild(bundle: ModelBundle, spec: MethodSpec, params: dict[str, Any], target: Target) -> None:
+    """If another page started building this method in the background and it is still running, wait for it with
+    its step in the page (anything else this model runs meanwhile would wait for its lock without a word)."""
+    pending = running_prebuild(bundle, spec.id, params, target.layer)
+    if pending is not None and not pending.done:
+        where = f" (layer {target.layer})" if target.layer else ""
+        wait_for_prebuild(pending, f"Building {spec.label} for {bundle.name}{where} (first use only)")
+
+
 def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, image_key: str, target: Target,
                       params: dict[str, Any], x: np.ndarray) -> Explanation:
     """:func:`ui.cache.explanation`, after building the method (when it is new for the model) on the first image
@@ -90,11 +99,9 @@ def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, ima
     The build runs outside the cached call: ``st.cache_data`` records the page elements a cached function
     updates and replays them on a hit, which cannot work for a message slot that lives outside it. A build another
     page started in the background (:func:`ui.cache.prebuild`) is waited for, not repeated."""
-    where = f" (layer {target.layer})" if target.layer else ""
-    pending = running_prebuild(bundle, spec.id, params, target.layer)
-    if pending is not None and not pending.done:
-        wait_for_prebuild(pending, f"Building {spec.label} for {bundle.name}{where} (first use only)")
+    await_prebuild(bundle, spec, params, target)
     if not is_prepared(bundle, spec.id, params, target.layer):
+        where = f" (layer {target.layer})" if target.layer else ""
         reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
         before = rss_bytes()
         with build_steps(f"Building {spec.label} for {bundle.name}{where} (first use only)"):
@@ -136,6 +143,7 @@ def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], item
     for model_key, spec, params in columns:
         bundle = get_model(model_key)
         column = Column(model_key, bundle, spec, params)
+        await_prebuild(bundle, spec, params, target)  # before the predictions, which need the model's lock
         for item in items:
             bar.progress(done / total, text=f"{spec.label} on {bundle.name}: '{item.name}' ({done + 1}/{total})")
             image_key, x = model_input(item, bundle, fit)

@@ -117,6 +117,7 @@ def test_method_grid_reuses_visualize_maps(monkeypatch):
     calls = []
     real = common.explain
     monkeypatch.setattr(common, "explain", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    common._explanation.clear()  # maps other tests computed (the cache is the process's) must not count here
     vis = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
     vis.session_state["visualize.gallery"] = ["digits/test/0078"]
     vis.session_state["visualize.family"] = "Gradient"

@@ -29,9 +29,8 @@ from xai_core.data.gallery import GalleryImage, demo_images, photos
 from xai_core.data.images import FitMode, fit_to_model, to_display
 from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key
 from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
-from xai_core.methods import Explanation, Target, explain, get_method, methods_for
-from xai_core.methods.prebuild import Prebuild, running_prebuild, start_prebuild
-from xai_core.methods.prepared import is_prepared, mark_prepared
+from xai_core.methods import Explanation, Target, explain, get_method
+from xai_core.methods.prepared import mark_prepared
 from xai_core.models.applications import load_application
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import load_demo_model
@@ -59,7 +58,7 @@ def get_model(key: str) -> ModelBundle:
     """A loaded model by key: ``demo:<id>``, ``app:<Name>`` (a ``keras.applications`` network with ImageNet
     weights) or ``upload:...`` (a user's model registered with :func:`register_upload`). A model not loaded yet
     first gets room in the memory budget (:func:`make_room`)."""
-    ledger = _ledger()
+    ledger = memory_ledger()
     pin(key)
     with STORES_LOCK:
         known = key in ledger.entries
@@ -89,7 +88,7 @@ def _load(key: str) -> ModelBundle:
 
 # ------------------------------------------------------------------------------------------- memory budget
 @st.cache_resource(show_spinner=False)
-def _ledger() -> Ledger:
+def memory_ledger() -> Ledger:
     """The server's memory accounting (:mod:`xai_core.models.memory`); budget from XAI_LENS_MEMORY_BUDGET_MB."""
     return Ledger(budget_bytes())
 
@@ -116,7 +115,7 @@ def unload(key: str) -> None:
     source, _, name = key.partition(":")
     with STORES_LOCK:
         bundle = _loaded().pop(key, None)
-        _ledger().forget(key)
+        memory_ledger().forget(key)
     {"demo": lambda: demo_model.clear(name), "app": lambda: _application.clear(name),
      "upload": lambda: uploaded_model.clear(key)}.get(source, lambda: None)()
     if bundle is not None:
@@ -126,7 +125,7 @@ def unload(key: str) -> None:
 def make_room(key: str, need: int, what: str) -> list[str]:
     """Unload least recently used models until ``need`` more bytes for ``key`` fit the budget, and say so in the
     page; raises :class:`~xai_core.models.memory.MemoryBudgetError` when ``key`` cannot fit at all."""
-    ledger = _ledger()
+    ledger = memory_ledger()
     with STORES_LOCK:
         evict = [str(k) for k in ledger.plan(key, need, what, protect=pinned())]
     for other in evict:
@@ -148,35 +147,8 @@ def reserve_build(model_key: str, bundle: ModelBundle) -> None:
 
 def charge_build(model_key: str, nbytes: int) -> None:  # what a build really added to the model's memory
     with STORES_LOCK:
-        if model_key in _ledger().entries:
-            _ledger().charge(model_key, nbytes)
-
-
-def prebuild(model_key: str, method_id: str, params: dict[str, Any], layer: str | None = None) -> Prebuild | None:
-    """Start building ``method_id`` for ``model_key``'s classes (or neurons of ``layer``) in the background
-    (:mod:`xai_core.methods.prebuild`), so that a later page finds it built; only when the build fits the memory
-    budget without unloading any model (a guess must not cost a model someone uses). Returns the build's record
-    (also one started earlier, by any session), or None: built already, not offered, or no room."""
-    bundle = get_model(model_key)
-    running = running_prebuild(bundle, method_id, params, layer)
-    if running is not None and not running.error:
-        return running
-    if method_id not in methods_for(bundle) or is_prepared(bundle, method_id, params, layer):
-        return None
-    ledger = _ledger()
-    need = build_cost(4 * bundle.num_params, bundle.input_size[0] * bundle.input_size[1])
-    with STORES_LOCK:
-        if 0 < ledger.budget < ledger.in_use() + need:
-            return None
-    before = rss_bytes()
-
-    def charge(record: Prebuild) -> None:  # in the build's thread: the ledger itself, not the cached getter
-        if record.ready:
-            with STORES_LOCK:
-                if model_key in ledger.entries:
-                    ledger.charge(model_key, max(0, rss_bytes() - before))
-
-    return start_prebuild(bundle, method_id, params, layer, on_done=charge)
+        if model_key in memory_ledger().entries:
+            memory_ledger().charge(model_key, nbytes)
 
 
 @st.cache_resource(show_spinner=False)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ui.cache import charge_build, explanation, get_model, model_input, prebuild, predictions, reserve_build
+from ui.cache import charge_build, explanation, get_model, model_input, predictions, reserve_build
 from ui.feedback import attempt, build_steps, prebuild_notice, wait_for_prebuild
+from ui.prebuild import prebuild
 from ui.state import visualize_method
 from xai_core.data.images import FitMode
 from xai_core.data.inputs import ImageItem
@@ -98,7 +99,7 @@ def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, ima
 
     The build runs outside the cached call: ``st.cache_data`` records the page elements a cached function
     updates and replays them on a hit, which cannot work for a message slot that lives outside it. A build another
-    page started in the background (:func:`ui.cache.prebuild`) is waited for, not repeated."""
+    page started in the background (:func:`ui.prebuild.prebuild`) is waited for, not repeated."""
     await_prebuild(bundle, spec, params, target)
     if not is_prepared(bundle, spec.id, params, target.layer):
         where = f" (layer {target.layer})" if target.layer else ""

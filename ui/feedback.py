@@ -72,7 +72,7 @@ def build_steps(title: str) -> Iterator[None]:
 
 
 def wait_for_prebuild(record: Prebuild, title: str, poll_s: float = 0.25) -> None:
-    """Block until a background build (:func:`ui.cache.prebuild`) ends, with ``title: step …`` in a fresh slot,
+    """Block until a background build (:func:`ui.prebuild.prebuild`) ends, with ``title: step …`` in a fresh slot,
     updated as the build moves on; removed after."""
     slot = st.empty()
     try:

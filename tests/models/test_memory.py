@@ -66,11 +66,11 @@ def _budget_script() -> None:
     from xai_core.models.memory import load_cost
 
     if "ran" not in st.session_state:  # a fresh server-wide ledger: room for two demo models, by estimate
-        cache._ledger.clear()
+        cache.memory_ledger.clear()
         cache._loaded.clear()
         for model_id in ("digits_cnn", "digits_resnet", "shapes_cnn"):
             cache.demo_model.clear(model_id)
-        ledger = cache._ledger()
+        ledger = cache.memory_ledger()
         ledger.rss, ledger.baseline = (lambda: 0), 0
         ledger.budget = int(2.5 * load_cost(4 * 1024**2))
         st.session_state.ran = True
@@ -86,7 +86,7 @@ def fresh_ledger():
     from ui import cache
 
     yield
-    cache._ledger.clear()  # the next model load starts a ledger with the test session's budget (off)
+    cache.memory_ledger.clear()  # the next model load starts a ledger with the test session's budget (off)
     cache._loaded.clear()
 
 

@@ -16,6 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 from xai_core.data.demo import load_demo_set
 from xai_core.methods import explain
 from xai_core.models.demo import DEMO_MODELS, load_demo_model

@@ -27,6 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 import tensorflow as tf
 from bench_stats import measure
 

@@ -35,6 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 NETS = ("ResNet50", "MobileNetV2", "DenseNet121")
 #: Parameters the targets are stated for (the others run with their defaults).
 PARAMS = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 16}}

@@ -21,6 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 from bench_stats import median_time
 
 from xai_core.data.demo import load_demo_set

@@ -112,13 +112,13 @@ grid_rows, grid_captions = [], []
 for i, item in enumerate(items):
     row_cols = st.columns(widths)
     first = grid[0].cells[i].probs
-    note = "" if mode == "models" else f" · predicted {bundles[columns[0][0]].class_names[first.argmax()]} " \
+    note = "" if mode == "models" else f" · predicted {bundles[columns[0][0]].class_names[int(np.argmax(first))]} " \
                                         f"({first.max():.0%})"
     row, captions = [upscale(pictures[i], 224)], [f"{item.name}{note}"]
     row_cols[0].image(row[0], caption=captions[0], width="stretch")
     for col, n, column in zip(row_cols[1:], names, grid):
         cell, key = column.cells[i], column.model_key
-        top = int(cell.probs.argmax())
+        top = int(np.argmax(cell.probs))
         text = f"{bundles[key].class_names[top]} · {cell.probs[top]:.0%}" if mode == "models" else n
         shown = norms[n][i]
         if cell.expl is None or shown is None:

@@ -19,6 +19,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 OUT = ROOT / "tests" / "fixtures" / "reference_maps.npz"
 IMAGES_PER_MODEL = 1
 PATTERN_IMAGES = 256

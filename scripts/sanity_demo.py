@@ -18,6 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 from xai_core.data.demo import load_demo_set
 from xai_core.errors import XaiLensError
 from xai_core.methods import methods_for

@@ -38,9 +38,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xai_core import runtime
+
+runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any model
+
 import tensorflow as tf
 
-from xai_core.data.demo import DemoSet, load_demo_set  # importing xai_core switches eager execution off
+from xai_core.data.demo import DemoSet, load_demo_set
 
 layers = tf.keras.layers
 OUT_DIR = ROOT / "xai_core" / "assets" / "models"

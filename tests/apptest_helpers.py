@@ -1,8 +1,19 @@
-"""Shared helpers for the AppTest page tests: ``from apptest_helpers import ok, count_elements``."""
+"""Shared helpers for the AppTest page tests: ``from apptest_helpers import app, ok, count_elements``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def app(script: str, **kwargs: Any) -> AppTest:
+    """``AppTest.from_file`` of a script given relative to the repository root (Streamlit ≥ 1.62 resolves relative
+    paths against the calling test file)."""
+    return AppTest.from_file(str(ROOT / script), **kwargs)
 
 
 def ok(at: AppTest) -> AppTest:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
 import numpy as np
 import pytest
 from tiny_models import TINY_SHAPE, make_bundle, tiny_cnn
 
+from xai_core import runtime
 from xai_core.models.bundle import ModelBundle
+
+runtime.install()
 
 # The test process holds dozens of models at once (several GB): the server's memory budget is off here, and
 # tested on its own ledgers (tests/models/test_memory.py).

@@ -1,39 +1,49 @@
-"""Process-wide TensorFlow setup. Imported first by :mod:`xai_core`.
+"""Process-wide setup, done once at startup by :func:`install` (the app's entry, the tests, scripts and benchmarks).
 
-iNNvestigate 2.1.2 builds its analyzers with ``tf.gradients``, which only exists in graph mode, so eager
-execution is switched off once, before any Keras model is created. Every other method in XAI Lens is
-therefore graph-mode code as well: tensors are built once and run through the model bundle's session.
+iNNvestigate 2.1.2 builds its analyzers with ``tf.gradients``, which only exists in graph mode, so eager execution is
+switched off once, before any Keras model is created. Every other method in XAI Lens is therefore graph-mode code as
+well: tensors are built once and run through the model bundle's session. :func:`install` then applies our changes to
+Keras and iNNvestigate (:mod:`xai_core.compat.keras`, :mod:`xai_core.compat.innvestigate`), each after checking the
+installed version it was written for.
+
+The environment variables TensorFlow reads when it is first imported are set by ``xai_core/__init__.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ info/warning spam in the app log
-# oneDNN's own allocator keeps the memory of a closed session: ResNet50 + LRP-ε stayed at 1.37 GB RSS after
-# ModelBundle.close() (504 MB before loading); with the system allocator 0.67 GB, at the same speed (measured,
-# docs/benchmarks.md "Memory budget"). The memory budget relies on closed models really giving memory back.
-os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 import tensorflow as tf
 
-tf.compat.v1.disable_eager_execution()
-tf.get_logger().setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message=".*state_updates.*")
+_installed = False
 
-# Keras wraps every raw TF op that iNNvestigate creates in a "TFOpLambda" layer and, by default, evaluates
-# constant inputs of such layers through a fresh session callable each time, extending the graph again and
-# again. Building a gradient analyzer for MobileNetV2 takes > 5 minutes that way and 13 s with the switch on
-# (measured, see shared STACK.md). The switch also fixes IntegratedGradients/SmoothGrad on BatchNormalization
-# models ("Cannot convert ... dtype([('resource', 'u1')])"). Its only documented downside is ``get_config``
-# of those op-layers, which analyzers never call.
-try:  # pragma: no cover - attribute exists in keras 2.14, guard against a future rename
-    from keras.src.engine import base_layer_utils as _blu
 
-    _blu._UNSAFE_GRAPH_OP_LAYER_CREATION = True
-except ImportError:  # pragma: no cover
-    pass
+def install() -> None:
+    """Graph mode, quiet logs, and our changes to Keras and iNNvestigate; idempotent.
 
-GRAPH_MODE = not tf.executing_eagerly()
+    Raises
+    ------
+    xai_core.compat.keras.KerasVersionError, xai_core.compat.innvestigate.InnvestigateVersionError
+        When the installed library is not the version our changes were written for (install the lock).
+    """
+    global _installed
+    if _installed:
+        return
+    from xai_core.compat import keras as keras_compat
+
+    keras_compat.check_version()
+    tf.compat.v1.disable_eager_execution()
+    tf.get_logger().setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*state_updates.*")
+    keras_compat.install()
+    from xai_core.compat import innvestigate as innvestigate_compat  # imports innvestigate: after graph mode
+
+    innvestigate_compat.install()
+    _installed = True
+
+
+def require_installed() -> None:
+    """Raise a clear error when :func:`install` has not run (models built in eager mode cannot be explained)."""
+    if not _installed:
+        raise RuntimeError("Call xai_core.runtime.install() once at startup, before loading models.")

@@ -22,7 +22,8 @@ def _encode(img: Image.Image, fmt: str = "PNG") -> bytes:
 def test_every_mode_becomes_rgb_uint8(mode):
     rng = np.random.default_rng(0)
     if mode == "I;16":
-        img = Image.fromarray((rng.random((20, 30)) * 65535).astype(np.uint16), mode="I;16")
+        img = Image.fromarray((rng.random((20, 30)) * 65535).astype(np.uint16))
+        assert img.mode == "I;16"
     else:
         img = Image.fromarray((rng.random((20, 30, 3)) * 255).astype(np.uint8)).convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG"
@@ -33,7 +34,7 @@ def test_every_mode_becomes_rgb_uint8(mode):
 
 def test_sixteen_bit_is_rescaled_not_clipped():
     ramp = np.linspace(1000, 3000, 40 * 40).reshape(40, 40).astype(np.uint16)
-    loaded = load_image(_encode(Image.fromarray(ramp, mode="I;16")), "ramp.png")
+    loaded = load_image(_encode(Image.fromarray(ramp)), "ramp.png")
     assert loaded.pixels.min() == 0 and loaded.pixels.max() == 255, "full 8-bit range after rescaling"
     assert "rescaled" in loaded.note
 
@@ -41,7 +42,7 @@ def test_sixteen_bit_is_rescaled_not_clipped():
 def test_transparent_pixels_become_white():
     rgba = np.zeros((16, 16, 4), np.uint8)
     rgba[..., 0] = 255  # red, fully transparent
-    loaded = load_image(_encode(Image.fromarray(rgba, mode="RGBA")), "t.png")
+    loaded = load_image(_encode(Image.fromarray(rgba)), "t.png")
     assert np.all(loaded.pixels == 255)
 
 

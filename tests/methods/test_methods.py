@@ -451,9 +451,8 @@ def test_lrp_warning_checks_no_longer_abort(images):
     """iNNvestigate bug: warning-type model checks raise NotImplementedError. A keras.layers.ReLU layer (missing
     from iNNvestigate's CONVNET_LAYERS, as in MobileNet) made every LRP variant fail; with our fix it runs."""
     import innvestigate
-    from innvestigate.analyzer.base import AnalyzerBase
 
-    from xai_core.methods import _innvestigate
+    from xai_core.compat import innvestigate as innvestigate_compat
 
     def relu_layer_net():
         inp = tf.keras.Input((16, 16, 3))
@@ -463,14 +462,9 @@ def test_lrp_warning_checks_no_longer_abort(images):
         return tf.keras.Model(inp, tf.keras.layers.Dense(5)(x))
 
     bundle = make_bundle(relu_layer_net, "relu6")
-    with bundle.scope():  # the original behaviour, for the record
-        fixed = AnalyzerBase._do_model_checks
-        AnalyzerBase._do_model_checks = _innvestigate._ORIGINAL_DO_MODEL_CHECKS
-        try:
-            with pytest.raises(NotImplementedError):
-                innvestigate.create_analyzer("lrp.epsilon", bundle.model)
-        finally:
-            AnalyzerBase._do_model_checks = fixed
+    # the original behaviour, for the record
+    with bundle.scope(), innvestigate_compat.original("model_checks"), pytest.raises(NotImplementedError):
+        innvestigate.create_analyzer("lrp.epsilon", bundle.model)
     assert "lrp.epsilon" in methods_for(bundle)
     e = explain(bundle, "lrp.epsilon", images[:2])
     assert np.all(np.isfinite(e.maps)) and np.any(e.maps != 0)
@@ -480,7 +474,7 @@ def test_deconvnet_on_relu_layers(images):
     """iNNvestigate bug: Deconvnet rebuilt each keras.layers.ReLU with an ``activation`` argument it does not take
     ("Keyword argument not understood"), so it failed on MobileNet-style nets. It now runs, and on a net whose ReLU
     is a separate layer it equals the same net with the ReLU inside the convolution (one function, two spellings)."""
-    from xai_core.methods import _innvestigate
+    from xai_core.compat import innvestigate as innvestigate_compat
 
     def net(separate: bool):
         def build():
@@ -494,16 +488,11 @@ def test_deconvnet_on_relu_layers(images):
         return build
 
     separate, inside = make_bundle(net(True), "deconv-relu-layer"), make_bundle(net(False), "deconv-relu-inside")
-    with separate.scope():
-        original = _innvestigate.DeconvnetReverseReLULayer.__init__
-        _innvestigate.DeconvnetReverseReLULayer.__init__ = _innvestigate._ORIGINAL_DECONVNET_RELU_INIT
-        try:
-            import innvestigate
+    with separate.scope(), innvestigate_compat.original("deconvnet_relu_init"):
+        import innvestigate
 
-            with pytest.raises(TypeError, match="activation"):
-                innvestigate.create_analyzer("deconvnet", separate.model).create_analyzer_model()
-        finally:
-            _innvestigate.DeconvnetReverseReLULayer.__init__ = original
+        with pytest.raises(TypeError, match="activation"):
+            innvestigate.create_analyzer("deconvnet", separate.model).create_analyzer_model()
     a = explain(separate, "deconvnet", images[:3], Target.of_class(1)).maps
     b = explain(inside, "deconvnet", images[:3], Target.of_class(1)).maps
     assert np.abs(a).max() > 0
@@ -618,9 +607,10 @@ def test_analyzer_build_hooks_act_only_in_the_thread_that_builds():
     """While one session's thread builds an analyzer (no Keras op-layers, rules' layer copies with stand-in
     weights), a model built at the same moment in another thread gets real variables and Keras history: the
     hooks consult per-thread flags rather than swapping Keras' functions for every thread."""
-    from keras.src.engine import base_layer_utils
+    from tf_keras.src.engine import base_layer_utils
 
-    from xai_core.methods import _innvestigate as inn
+    from xai_core.compat import innvestigate as innvestigate_compat
+    from xai_core.compat import keras as keras_compat
 
     def probe() -> tuple[bool, list[bool]]:
         with tf.Graph().as_default():
@@ -633,7 +623,7 @@ def test_analyzer_build_hooks_act_only_in_the_thread_that_builds():
     inside, release, seen = threading.Event(), threading.Event(), {}
 
     def builder() -> None:
-        with inn._no_keras_op_layers(), inn._flag(inn._STAND_IN_WEIGHTS):
+        with innvestigate_compat.building_analyzer(), keras_compat.stand_in_weights():
             seen["builder"] = probe()
             inside.set()
             release.wait(30)

@@ -67,7 +67,7 @@ def test_catalogue_covers_every_keras_application() -> None:
 
 def test_catalogue_input_sizes_are_keras_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each constructor asks imagenet_utils.obtain_input_shape for its default size before building."""
-    from keras.src.applications import imagenet_utils
+    from tf_keras.src.applications import imagenet_utils
 
     class Got(Exception):
         pass
@@ -119,7 +119,7 @@ _slow = pytest.mark.skipif(not os.environ.get("XAI_LENS_SLOW"), reason="set XAI_
 @pytest.mark.parametrize("name", [*_CHEAP_REPRESENTATIVES,
                                   *(pytest.param(n, marks=[pytest.mark.slow, _slow]) for n in _MORE_REPRESENTATIVES)])
 def test_weights_file_is_what_keras_downloads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from keras.src.utils import data_utils
+    from tf_keras.src.utils import data_utils
 
     class Got(Exception):
         pass

@@ -119,7 +119,7 @@ def test_default_layer_names_of_another_process_do_not_clash(tmp_path: Path) -> 
     bundle's fresh graph counts from zero: Integrated Gradients' unnamed reference Input was then called
     ``input_1`` too and failed with 'The name "input_1" is used 2 times in the model' (seen on an uploaded
     ResNet50). Names are now reserved at load time, for any default names."""
-    from keras.src import backend
+    from tf_keras.src import backend
 
     with eager():
         tf.keras.utils.set_random_seed(5)

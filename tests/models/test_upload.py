@@ -74,14 +74,14 @@ def test_lambda_layer_is_refused_and_never_runs(files: dict[str, Any], filename:
 
 def test_lambda_in_h5_is_stopped_by_safe_mode_even_without_the_scan(
         files: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Second line of defence: Keras ignores safe_mode=True for .h5, so the loader also enters Keras'
-    SafeModeScope; with the config scan switched off, the Lambda is still refused and never runs."""
+    """Second line of defence: with the config scan switched off, the file reader refuses the Lambda itself (and
+    builds layers inside Keras' SafeModeScope); the Lambda never runs."""
     import xai_core.models.upload as upload
 
     monkeypatch.setattr(upload, "_check_config", lambda config, filename: None)
     marker: Path = files["marker"]
     marker.unlink(missing_ok=True)
-    with pytest.raises(ModelLoadError, match="deserialization of a Lambda layer"):
+    with pytest.raises(ModelLoadError, match="'evil_lambda' is a Lambda layer, which holds Python code"):
         load_user_model(files["dir"] / "lambda.h5")
     assert not marker.exists()
 
@@ -117,13 +117,8 @@ def test_keras_errors_are_wrapped(files: dict[str, Any]) -> None:
     # a config Keras itself rejects: the original message is appended to ours
     entries["config.json"] = entries["config.json"].replace(b'"MyFancyConv"', b'"Conv2D"').replace(
         b'"kernel_size"', b'"kernel_sighs"')
-    with pytest.raises(ModelLoadError, match="Keras could not load the Keras .* Original error: .*kernel_sighs"):
+    with pytest.raises(ModelLoadError, match="Keras could not build the model from its architecture: .*kernel_sighs"):
         load_user_model(make_zip(entries), "broken.keras")
-    # the same failure in a file written by Keras 3 says why (TensorFlow >= 2.16 saves Keras 3 files)
-    entries["metadata.json"] = entries["metadata.json"].replace(b'"2.14.0"', b'"3.3.3"')
-    assert b'"3.3.3"' in entries["metadata.json"]
-    with pytest.raises(ModelLoadError, match="saved with Keras 3.3.3; XAI Lens runs Keras 2.14"):
-        load_user_model(make_zip(entries), "keras3.keras")
 
 
 def test_bad_preprocessing_choice() -> None:

@@ -7,7 +7,7 @@ tests/analysis/test_agreement.py and the pair is set here through its selectbox 
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import count_elements, ok
+from apptest_helpers import app, count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 from ui.cache import gallery
@@ -24,7 +24,7 @@ def _downloads(at: AppTest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cmp() -> AppTest:
-    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(app(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_models_side_by_side_default(cmp):
@@ -81,7 +81,7 @@ def test_three_models_with_different_class_lists(cmp):
 
 
 def test_one_model_asks_for_a_second():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["compare.models"] = ["demo:digits_cnn"]
     at.run()
     assert not at.exception
@@ -89,7 +89,7 @@ def test_one_model_asks_for_a_second():
 
 
 def test_method_grid():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.grid_model"] = "demo:shapes_cnn"
     at.session_state["compare.gallery"] = [k for k in gallery() if k.startswith("shapes/")][:6:2]
@@ -118,14 +118,14 @@ def test_method_grid_reuses_visualize_maps(monkeypatch):
     real = common.explain
     monkeypatch.setattr(common, "explain", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     common._explanation.clear()  # maps other tests computed (the cache is the process's) must not count here
-    vis = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
+    vis = app("pages/visualize.py", default_timeout=TIMEOUT)
     vis.session_state["visualize.gallery"] = ["digits/test/0078"]
     vis.session_state["visualize.family"] = "Gradient"
     vis.session_state["visualize.method.gradient"] = "smoothgrad"
     ok(vis.run())
     assert "smoothgrad" in calls
     calls.clear()
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.gallery"] = ["digits/test/0078"]
     at.session_state["compare.methods"] = ["smoothgrad", "gradient"]
@@ -135,7 +135,7 @@ def test_method_grid_reuses_visualize_maps(monkeypatch):
 
 
 def test_router_lists_and_opens_compare():
-    at = AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run()
+    at = app("streamlit_app.py", default_timeout=TIMEOUT).run()
     ok(at.switch_page("pages/compare.py").run())
     assert at.title[0].value == "Compare Models"
 
@@ -147,7 +147,7 @@ def test_pattern_methods_fit_their_patterns_first(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XAI_LENS_CACHE", str(tmp_path))
     st.cache_resource.clear()  # fresh bundles: no patterns registered by an earlier test
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["compare.mode"] = "methods"
     at.session_state["compare.grid_model"] = "demo:digits_cnn"
     at.session_state["compare.methods"] = ["gradient", "pattern.attribution"]

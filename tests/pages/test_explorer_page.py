@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_helpers import count_elements, ok
+from apptest_helpers import app, count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 PAGE = "pages/explorer.py"
@@ -33,7 +33,7 @@ def _tab(at: AppTest, name: str) -> AppTest:
 
 @pytest.fixture(scope="module")
 def page() -> AppTest:
-    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(app(PAGE, default_timeout=TIMEOUT).run())
 
 
 def test_accuracy_tab(page):
@@ -149,7 +149,7 @@ def test_deep_dream_runs_and_offers_the_png(page):
 
 
 def test_labels_that_do_not_match_the_model_are_unlabelled():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["explorer.ds_demo"] = "shapes"  # digits model, shapes images: no class matches
     ok(at.run())
     assert any("only predictions are shown" in i.value for i in at.info)
@@ -161,7 +161,7 @@ def test_labels_that_do_not_match_the_model_are_unlabelled():
 
 
 def test_shapes_model_on_shapes():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["explorer.ds_demo"] = "shapes"
     at.session_state["explorer.model"] = "demo:shapes_cnn"
     ok(at.run())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import chart_frames, ok
+from apptest_helpers import app, chart_frames, ok
 from streamlit.testing.v1 import AppTest
 
 from xai_core.methods import REGISTRY
@@ -15,11 +15,11 @@ TIMEOUT = 180  # first runs load TensorFlow models and build analyzers
 
 @pytest.fixture(scope="module")
 def home() -> AppTest:
-    return ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    return ok(app("pages/home.py", default_timeout=TIMEOUT).run())
 
 
 def test_router_runs_home_page():
-    at = ok(AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run())
+    at = ok(app("streamlit_app.py", default_timeout=TIMEOUT).run())
     assert at.title[0].value == "XAI Lens"
 
 
@@ -36,7 +36,7 @@ def test_home_shows_prediction_and_three_explanations(home):
 def test_home_highlights_the_class_it_explains():
     """Issue: the highlighted bar was the previously explained class (the chart was drawn before the click was
     read). Now the chart is drawn after the class is settled: the highlight and the heading always agree."""
-    at = ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    at = ok(app("pages/home.py", default_timeout=TIMEOUT).run())
     predicted = int(chart_frames(at)[0].sort_values("rank")["class_index"].iloc[0])
     for chosen in (4, 8, predicted):
         ok(at.selectbox(key="home.class").set_value(chosen).run())
@@ -51,7 +51,7 @@ def test_home_every_class_can_be_explained():
     Every class is in the picker (most probable first), and every bar is at least MIN_BAR wide."""
     from xai_core.viz.prediction_charts import MIN_BAR
 
-    at = ok(AppTest.from_file("pages/home.py", default_timeout=TIMEOUT).run())
+    at = ok(app("pages/home.py", default_timeout=TIMEOUT).run())
     picker = at.selectbox(key="home.class")
     assert len(picker.options) == 10, "all ten digits, not only the top five"
     frame = chart_frames(at)[0]
@@ -75,7 +75,7 @@ def test_home_every_demo_model(home, model_id):
 
 
 def test_methods_page_lists_every_method_and_searches():
-    at = ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
+    at = ok(app("pages/methods.py", default_timeout=TIMEOUT).run())
     labels = " ".join(e.label for e in at.expander)
     for spec in REGISTRY.values():
         assert f"`{spec.id}`" in labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from apptest_helpers import count_elements, ok
+from apptest_helpers import app, count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
@@ -29,7 +29,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def _pattern_page(method: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "Pattern"
     at.session_state["visualize.method.pattern"] = method
     return ok(at.run())
@@ -66,7 +66,7 @@ def test_own_model_fits_on_the_images_chosen_on_the_page(cache):
     from xai_core.data.gallery import demo_images
     from xai_core.models.demo import DEMO_MODELS
 
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "Pattern"
     at.session_state["visualize.method.pattern"] = "pattern.attribution"
     at.session_state["visualize.gallery"] = [g.key for g in demo_images("digits")][:4]
@@ -91,7 +91,7 @@ def test_own_model_can_fit_on_a_data_set(cache):
     from xai_core.data.gallery import demo_images
     from xai_core.models.demo import DEMO_MODELS
 
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "Pattern"
     at.session_state["visualize.method.pattern"] = "pattern.net"
     at.session_state["visualize.gallery"] = [g.key for g in demo_images("digits")][:1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_helpers import ok
+from apptest_helpers import app, ok
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -17,10 +17,10 @@ TIMEOUT = 300
 
 
 def _labels(at: AppTest) -> list[str]:
-    """Labels of every expander on the page (one with an icon is a "status" node in AppTest's tree)."""
+    """Labels of every expander on the page ("expander" nodes in AppTest's tree of Streamlit 1.67)."""
 
     def walk(node) -> list[str]:
-        own = [node.label] if getattr(node, "type", None) in ("expandable", "status") else []
+        own = [node.label] if getattr(node, "type", None) == "expander" else []
         return own + [label for child in getattr(node, "children", {}).values() for label in walk(child)]
 
     return walk(at._tree)
@@ -28,7 +28,7 @@ def _labels(at: AppTest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def page() -> AppTest:
-    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at = ok(app(PAGE, default_timeout=TIMEOUT).run())
     at.session_state["suggest.view"] = "activations"
     return ok(at.run())
 
@@ -36,7 +36,7 @@ def page() -> AppTest:
 def test_opens_on_the_images_worth_a_look():
     """Issue: Suggest opened on "mean activation of predictions_logits", which tells a newcomer nothing. It opens on
     two demo models' agreement, with the rankings of the images worth explaining and a sentence on how to read it."""
-    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at = ok(app(PAGE, default_timeout=TIMEOUT).run())
     assert at.session_state["suggest.view"] == "consensus"
     assert any(c.value.startswith("**How to read it:**") for c in at.caption)
     assert [t.label.split(" (")[0] for t in at.tabs][:2] == ["most disagreed", "least confident"]
@@ -81,7 +81,7 @@ def test_unlabelled_folder_and_missing_folder(tmp_path):
     for i in range(12):
         Image.fromarray(demo.images[i, ..., 0]).save(tmp_path / f"img{i:02d}.png")
     (tmp_path / "junk.png").write_bytes(b"not an image")
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["suggest.ds_source"] = "folder"
     at.session_state["suggest.ds_folder"] = str(tmp_path)
     ok(at.run())

@@ -7,7 +7,7 @@ tests/quality/test_quality.py; here the selectbox that a click sets is driven in
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import count_elements, ok
+from apptest_helpers import app, count_elements, ok
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 300
@@ -21,7 +21,7 @@ def _charts(at: AppTest) -> int:
 
 @pytest.fixture(scope="module")
 def trust() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["trust.loc.n"] = 4
     at.session_state["trust.loc.methods"] = ["gradcam", "random"]
     return ok(at.run())
@@ -53,7 +53,7 @@ def test_localisation_leaderboard_and_worst_images(trust):
 
 
 def test_sanity_check_runs_and_flags_reach_the_methods_page():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["trust.san.model"] = "demo:digits_cnn"
     at.session_state["trust.san.method"] = "input"
     at.session_state["trust.san.n"] = 2
@@ -62,7 +62,7 @@ def test_sanity_check_runs_and_flags_reach_the_methods_page():
     ok(at.button(key="trust.san.go").click().run())
     assert any("Input insensitive to the model" in w.value for w in at.warning)
     assert _charts(at) == 1
-    methods = ok(AppTest.from_file("pages/methods.py", default_timeout=TIMEOUT).run())
+    methods = ok(app("pages/methods.py", default_timeout=TIMEOUT).run())
     flagged = [e.label for e in methods.expander if "insensitive to the model" in e.label]
     assert any("`input`" in label for label in flagged), flagged
     assert any("demo:digits_cnn**: Input insensitive" in w.value for w in methods.warning), "this server's check"
@@ -79,7 +79,7 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
 
     switched: list[str] = []
     monkeypatch.setattr(streamlit, "switch_page", lambda page: switched.append(page))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["trust.ds.model"] = "demo:shapes_cnn"
     at.session_state["trust.ds_demo"] = "shapes"
     at.session_state["trust.ds.methods"] = ["gradcam", "random"]
@@ -101,9 +101,9 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
     method = at.session_state["trust.ds.method"]
     request = at.session_state["handoff.visualize"]  # the declared hand-off, not Visualize's own widget keys
     assert request["models"] == ["demo:shapes_cnn"] and request["method"] == method
-    assert not any(str(k).startswith("visualize.") for k in at.session_state.filtered_state), "no Visualize keys"
+    assert not any(str(k).startswith("visualize.") for k in at.session_state.keys()), "no Visualize keys"
 
-    vis = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
+    vis = app("pages/visualize.py", default_timeout=TIMEOUT)
     for key in ("shared.images", "handoff.visualize"):
         vis.session_state[key] = at.session_state[key]
     vis.session_state["visualize.gallery"] = []
@@ -115,7 +115,7 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
 
 
 def test_digits_offer_no_mask_metrics():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     ok(at.run())
     options = at.selectbox(key="trust.ds.metric").options
     assert "Pointing game (hit rate)" not in options and "Deletion AUC" in options
@@ -124,7 +124,7 @@ def test_digits_offer_no_mask_metrics():
 # --------------------------------------------------------------------------- Visualize panel
 @pytest.fixture(scope="module")
 def vis() -> AppTest:
-    at = AppTest.from_file("pages/visualize.py", default_timeout=TIMEOUT)
+    at = app("pages/visualize.py", default_timeout=TIMEOUT)
     at.session_state["visualize.trust.steps"] = 10
     return ok(at.run())
 
@@ -168,7 +168,7 @@ def test_pattern_methods_wait_for_their_patterns(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XAI_LENS_CACHE", str(tmp_path))
     st.cache_resource.clear()
-    at = ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    at = ok(app(PAGE, default_timeout=TIMEOUT).run())
     ds_methods = at.multiselect(key="trust.ds.methods").options  # labels, as shown
     assert "PatternNet" not in ds_methods and "Gradient (saliency)" in ds_methods
     assert any("appear here once their patterns are fitted" in c.value for c in at.caption)

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 import pytest
-from apptest_helpers import count_elements, ok
+from apptest_helpers import app, count_elements, ok
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -26,7 +26,7 @@ def _images(at: AppTest) -> int:
 
 @pytest.fixture(scope="module")
 def vis() -> AppTest:
-    return ok(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+    return ok(app(PAGE, default_timeout=TIMEOUT).run())
 
 
 @pytest.mark.parametrize(("method_id", "kind"), [("lrp.alpha_1_beta_0", "non-negative"),
@@ -36,7 +36,7 @@ def test_method_card_states_the_map_type_it_draws(method_id, kind):
     and the colour map follow the method's real map type."""
     from xai_core.viz.render import DIVERGING_CMAPS, SEQUENTIAL_CMAPS
 
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "LRP"
     at.session_state["visualize.method.lrp"] = method_id
     ok(at.run())
@@ -100,7 +100,7 @@ def test_chart_click_callback_sets_the_class():
 
 
 def test_several_models_and_several_images():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.models"] = ["demo:digits_cnn", "demo:digits_resnet"]
     at.session_state["visualize.gallery"] = ["digits/test/0078"]
     at.session_state["shared.images"] = [make_record(np.full((40, 40, 3), 200, np.uint8), "gray square"),
@@ -113,7 +113,7 @@ def test_several_models_and_several_images():
 
 
 def test_bad_sent_records_are_reported_and_the_rest_still_works():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["shared.images"] = [{"name": "broken", "pixels": "not an array"},
                                          make_record(np.full((40, 40, 3), 90, np.uint8), "fine")]
     at.run()
@@ -157,7 +157,7 @@ def test_unavailable_imagenet_weights_are_a_clear_error_and_the_demo_still_works
 
     monkeypatch.setattr(applications, "ensure_weights", offline)
     monkeypatch.setattr(applications, "weights_cached", lambda name: False)
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.models"] = ["demo:digits_cnn", "app:ResNet50"]
     at.run()
     assert not at.exception
@@ -166,7 +166,7 @@ def test_unavailable_imagenet_weights_are_a_clear_error_and_the_demo_still_works
 
 
 def test_router_opens_visualize():
-    at = AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT).run()
+    at = app("streamlit_app.py", default_timeout=TIMEOUT).run()
     ok(at.switch_page("pages/visualize.py").run())
     assert at.title[0].value == "Visualize"
     assert any("Why?" in s.value for s in at.subheader)
@@ -174,7 +174,7 @@ def test_router_opens_visualize():
 
 def test_uploads_through_the_file_uploader_bad_file_named_good_ones_explained():
     good = _png(Image.new("RGBA", (60, 40), (200, 30, 30, 128)))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at = app(PAGE, default_timeout=TIMEOUT).run()
     at.file_uploader(key="visualize.uploads").set_value(
         [("good.png", good, "image/png"), ("truncated.png", good[:80], "image/png")]).run()
     assert not at.exception
@@ -184,7 +184,7 @@ def test_uploads_through_the_file_uploader_bad_file_named_good_ones_explained():
 
 
 def test_a_file_that_is_not_a_model_is_a_clear_error_and_the_demo_keeps_working():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at = app(PAGE, default_timeout=TIMEOUT).run()
     at.file_uploader(key="visualize.model_file").set_value(("model.h5", b"this is not a model", "application/x-hdf5"))
     at.run()
     assert not at.exception
@@ -199,7 +199,7 @@ def test_display_settings_never_recompute_maps(monkeypatch):
     calls = []
     real = common.explain
     monkeypatch.setattr(common, "explain", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["shared.images"] = [make_record(np.arange(48 * 48 * 3).reshape(48, 48, 3) % 251, "unique")]
     ok(at.run())
     first = len(calls)
@@ -214,7 +214,7 @@ def test_display_settings_never_recompute_maps(monkeypatch):
 
 
 def test_reset_restores_defaults():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "CAM"
     at.session_state["visualize.alpha"] = 0.2
     ok(at.run())
@@ -233,7 +233,7 @@ def _strips() -> list[dict]:
 @pytest.mark.parametrize("page", [PAGE, "pages/compare.py"])
 def test_extreme_aspect_ratios_explain_without_an_exception(page):
     """Issue: a 4000×8 upload showed an exception box (0-px thumbnail) and took the good images down with it."""
-    at = AppTest.from_file(page, default_timeout=TIMEOUT)
+    at = app(page, default_timeout=TIMEOUT)
     at.session_state["shared.images"] = _strips()
     ok(at.run())
     assert any(t.label.startswith("Use the 3 images") for t in at.toggle)

@@ -58,7 +58,7 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if m.shape[-2:] == (h, w):
         return m.copy()
     flat = m.reshape(-1, *m.shape[-2:])
-    out = np.stack([np.asarray(Image.fromarray(x, mode="F").resize((w, h), Image.Resampling.BILINEAR)) for x in flat])
+    out = np.stack([np.asarray(Image.fromarray(x).resize((w, h), Image.Resampling.BILINEAR)) for x in flat])
     return out.reshape(*m.shape[:-2], h, w).astype(np.float32)
 
 
@@ -298,7 +298,7 @@ def disagreement_frame(predicted: Mapping[str, np.ndarray], labels: np.ndarray, 
     def cname(c: int) -> str:
         return str(class_names[c]) if 0 <= c < len(class_names) else "?"
 
-    rows = [{"index": int(i), "id": str(ids[i]), "true": cname(int(labels[i])),
+    rows = [{"index": int(i), "id": str(ids[int(i)]), "true": cname(int(labels[i])),
              **{n: cname(int(preds[i, j])) for j, n in enumerate(names)},
              "wrong": int((preds[i] != labels[i]).sum())} for i in np.flatnonzero(differ)]
     df = pd.DataFrame(rows, columns=cols)

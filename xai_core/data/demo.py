@@ -102,7 +102,7 @@ def _digits_all() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raw = load_digits()
     small = np.clip(np.rint(raw.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     big = np.stack(
-        [np.asarray(Image.fromarray(im, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BICUBIC))
+        [np.asarray(Image.fromarray(im).resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BICUBIC))
          for im in small]
     )[..., None]
     labels = raw.target.astype(np.int64)
@@ -206,7 +206,7 @@ def _one_shape(rng: np.random.Generator, label: int, size: int) -> tuple[np.ndar
     xx, yy = _grid(size)
     t = (xx * np.float32(math.cos(theta)) + yy * np.float32(math.sin(theta)) + 1) / 2
     bg = c0 + (c1 - c0) * t[..., None]  # stays within [c0, c1] ⊂ [0, 255]
-    canvas = Image.fromarray(bg.astype(np.uint8), mode="RGB")
+    canvas = Image.fromarray(bg.astype(np.uint8))
 
     # Distractors, drawn under the object: thin lines, thin arcs and small dots in any colour. None is a
     # filled area, so none looks like one of the shape classes.

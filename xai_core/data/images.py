@@ -49,10 +49,10 @@ def to_rgb_array(img: Image.Image) -> tuple[np.ndarray, str]:
     note = ""
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
+        lo, hi = float(np.min(arr)), float(np.max(arr))
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         arr = ((arr - lo) * scale).round().astype(np.uint8)
-        img = Image.fromarray(arr, mode="L")
+        img = Image.fromarray(arr)
         note = f"{mode} image rescaled from [{lo:g}, {hi:g}] to 8 bits"
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")

@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import steps
 from xai_core.methods._innvestigate import analyze
@@ -64,7 +63,7 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if maps.shape[1:] == tuple(size):
         return maps.astype(np.float32)
     return np.stack([
-        np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
+        np.asarray(Image.fromarray(m.astype(np.float32)).resize(size[::-1], Image.Resampling.BILINEAR))
         for m in maps
     ]).astype(np.float32)
 

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import gradient as _gradient  # noqa: F401  (registered first: DeepLIFT ends its family)
 from xai_core.methods.base import MethodSpec, Param, Selection, register

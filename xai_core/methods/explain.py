@@ -165,7 +165,7 @@ def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray,
     if layer is None:
         scale = np.maximum(scale, np.median(np.abs(bundle.logits(x)), axis=1))
     ratio = np.abs(maps.astype(np.float64).sum(axis=1)) / np.maximum(scale, 1e-6)
-    worst = float(ratio.max()) if len(ratio) else 0.0
+    worst = float(np.max(ratio)) if len(ratio) else 0.0
     if worst <= CONSERVATION_LIMIT:
         return []
     n = int((ratio > CONSERVATION_LIMIT).sum())

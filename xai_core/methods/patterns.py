@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401
+from xai_core.compat import keras as keras_compat
 from xai_core.errors import InvalidParameterError, PatternsNotFittedError
 from xai_core.methods.base import Fitting, MethodSpec, Param, Selection, register
 from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
@@ -85,7 +85,7 @@ def _plain_relu(layer: Any) -> bool:
 
 def _nodes(model: Any) -> list[Any]:
     """The model's layer calls in topological order (inputs first)."""
-    return [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
+    return keras_compat.nodes_in_order(model)
 
 
 def pattern_support(bundle: ModelBundle) -> str | None:
@@ -383,8 +383,9 @@ def save_patterns(patterns: Patterns, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(patterns.layers)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    arrays: dict[str, Any] = {f"p{i}": patterns.layers[n] for i, n in enumerate(names)}
     np.savez_compressed(tmp, estimator=patterns.estimator, images=patterns.images, fingerprint=patterns.fingerprint,
-                        names=np.array(names), **{f"p{i}": patterns.layers[n] for i, n in enumerate(names)})
+                        names=np.array(names), **arrays)
     os.replace(tmp, path)
     return path
 

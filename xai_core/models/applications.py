@@ -15,7 +15,6 @@ Ref. https://keras.io/api/applications/
 from __future__ import annotations
 
 import http.client
-import importlib
 import inspect
 import os
 import shutil
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
+from xai_core.compat import keras as keras_compat
 from xai_core.errors import InvalidParameterError, ModelLoadError, WeightsUnavailableError
 from xai_core.models.bundle import ModelBundle, Preprocessing
 from xai_core.models.imagenet import imagenet_class_names
@@ -167,7 +166,7 @@ def get_application(name: str) -> ApplicationSpec:
 
 # ---------------------------------------------------------------------------------------------- weights
 def _keras_source(module: str) -> Any:
-    return importlib.import_module(f"keras.src.applications.{module}")
+    return keras_compat.application_module(module)
 
 
 def _weights_source(spec: ApplicationSpec) -> tuple[str, str]:

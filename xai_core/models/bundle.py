@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
+from xai_core import runtime
+from xai_core.compat import keras as keras_compat
 from xai_core.errors import InvalidParameterError, ModelLoadError
 
 #: Images go through the engine in this many at a time (analyzers, forward passes, occlusion batches).
@@ -171,6 +172,7 @@ class ModelBundle:
         """
         from xai_core.models.graph import flatten_nested, reserve_layer_names, split_head, validate_classifier
 
+        runtime.require_installed()
         graph = tf.Graph()
         session = tf.compat.v1.Session(graph=graph, config=session_config())
         with graph.as_default(), session.as_default():
@@ -349,10 +351,9 @@ class ModelBundle:
 
         def build() -> dict[str, Any]:
             out: dict[str, Any] = {}
-            for nodes in self.model._nodes_by_depth.values():
-                for node in nodes:
-                    tensors = tf.nest.flatten(node.outputs)
-                    out[node.layer.name] = tensors[0]
+            for node in keras_compat.nodes_in_order(self.model):
+                tensors = tf.nest.flatten(node.outputs)
+                out[node.layer.name] = tensors[0]
             return out
 
         self.layer(layer)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401
+from xai_core.compat import keras as keras_compat
 from xai_core.models.graph import nodes_in_order
 
 #: What canonization does, for the Methods page and the README (one text, two places).
@@ -231,14 +231,8 @@ class _Weights:
         sources = list({id(w): w for _, ws, _ in self.pending for w in ws}.values())
         read = session.run(sources) if sources else []
         values = dict(zip((id(w) for w in sources), read))
-        ops, feed = [], {}
-        for new, _, make in self.pending:
-            for variable, value in zip(new.weights, make(values)):
-                placeholder = tf.compat.v1.placeholder(variable.dtype.base_dtype, shape=value.shape)
-                ops.append(variable.assign(placeholder))
-                feed[placeholder] = value
-                variable._keras_initialized = True  # Keras' own check would only find it initialized
-        session.run(ops, feed_dict=feed)
+        keras_compat.write_variables(session, [pair for new, _, make in self.pending
+                                               for pair in zip(new.weights, make(values))])
 
 
 def _to_4d(x: Any, name: str) -> tuple[Any, tuple[int, ...]]:

@@ -10,22 +10,15 @@ Every demo model takes ``pixels / 255`` (``PREPROCESSINGS["unit"]``) and ends in
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import tensorflow as tf
-
-from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
 from xai_core.data.demo import load_demo_set
 from xai_core.errors import ModelLoadError
 from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
+from xai_core.models.keras_files import build_model, open_model_file
 
 #: Folder of the demo model files and their catalogue.
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -83,93 +76,16 @@ def default_demo_model_id() -> str:
     return "digits_cnn" if "digits_cnn" in DEMO_MODELS else next(iter(DEMO_MODELS))
 
 
-class _InMemoryArchive:
-    """The one ``zipfile.ZipFile`` method Keras' ``H5IOStore`` calls (``open``), serving the weights file from
-    memory: h5py seeks back and forth, and a seek inside a zip member re-reads the member from its start (Python
-    3.11), which made loading a 100 MB ResNet50 ``.keras`` file take ~30 s instead of ~1 s."""
-
-    def __init__(self, members: dict[str, bytes]) -> None:
-        self.members = members
-
-    def open(self, name: str, mode: str = "r") -> io.BytesIO:
-        return io.BytesIO(self.members[name])
-
-
-def _eager_weights(config: dict, weights_h5: bytes) -> list[np.ndarray]:
-    """Weight values of a ``.keras`` file, read with Keras' own v3 loader in a local eager context."""
-    from keras.src.saving import saving_lib
-    from keras.src.saving.serialization_lib import ObjectSharingScope, deserialize_keras_object
-    from tensorflow.python.eager import context
-
-    with _no_lingering_keras_graph(), context.eager_mode(), ObjectSharingScope():
-        model = deserialize_keras_object(config, safe_mode=True)
-        store = saving_lib.H5IOStore(_WEIGHTS, archive=_InMemoryArchive({_WEIGHTS: weights_h5}), mode="r")
-        try:
-            saving_lib._load_state(model, weights_store=store, assets_store=None, inner_path="",
-                                   visited_trackables=set())
-        finally:
-            store.close()
-        return model.get_weights()
-
-
-@contextlib.contextmanager
-def _no_lingering_keras_graph() -> Iterator[None]:
-    """Keras 2.14 creates its global eager-mode ``FuncGraph("keras_graph")`` on first use, with the graph that is
-    the default at that moment (the bundle's) as its outer graph, and keeps it for the thread: the bundle's whole
-    ``tf.Graph`` then outlives ``ModelBundle.close()`` (measured: ResNet50's graph stayed alive after close). The
-    loader restores Keras' previous global graph, so nothing outside the bundle holds its graph."""
-    from keras.src import backend
-
-    previous = getattr(backend._GRAPH, "graph", None)
-    try:
-        yield
-    finally:
-        backend._GRAPH.graph = previous
-
-
-_WEIGHTS = "model.weights.h5"
-
-
 def load_keras_file(path: str | Path) -> Any:
-    """Load a Keras v3 ``.keras`` file into the current (graph-mode) default graph and session, **with** weights.
-
-    In graph mode, ``tf.keras.models.load_model`` on a ``.keras`` file silently returns the model with
-    freshly initialised weights: Keras 2.14 restores each variable with ``variable.assign(value)``, which
-    without eager execution only adds an assign op to the graph that nothing ever runs (measured: a
-    trained digits CNN scored 10 %, chance level). So the weight values are read by Keras' own loader inside a
-    local eager context, the architecture is built from ``config.json`` in the current graph, and
-    ``set_weights`` — which runs its assignments in the session, once — copies the values over. Files with
-    assets (not image classifiers, in practice) go through ``load_model`` twice instead.
-
-    Must be called inside the target graph and session (e.g. as a :meth:`ModelBundle.create` factory).
-    """
-    from keras.src.saving import saving_lib
-    from keras.src.saving.serialization_lib import ObjectSharingScope, deserialize_keras_object
-    from tensorflow.python.eager import context
-
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        plain = set(names) == {"metadata.json", "config.json", _WEIGHTS}
-        if plain:
-            config = json.loads(zf.read("config.json"))
-            weights_h5 = zf.read(_WEIGHTS)
-    if not plain:
-        with context.eager_mode():
-            weights = tf.keras.models.load_model(path, compile=False, safe_mode=True).get_weights()
-        model = tf.keras.models.load_model(path, compile=False, safe_mode=True)
-        model.set_weights(weights)
-        return model
-    config["compile_config"] = None
-    v3 = getattr(saving_lib._SAVING_V3_ENABLED, "value", False)
-    saving_lib._SAVING_V3_ENABLED.value = True  # what saving_lib.load_model sets while it deserialises
+    """Load a ``.keras`` model file into the current (graph-mode) default graph and session, with its weights
+    (see :mod:`xai_core.models.keras_files`). Must be called inside the target graph and session (e.g. as a
+    :meth:`ModelBundle.create` factory)."""
+    data = Path(path).read_bytes()
+    file = open_model_file(data, Path(path).name, "keras")
     try:
-        weights = _eager_weights(config, weights_h5)
-        del weights_h5
-        with ObjectSharingScope():
-            model = deserialize_keras_object(config, safe_mode=True)
+        model, _ = build_model(file, Path(path).name)
     finally:
-        saving_lib._SAVING_V3_ENABLED.value = v3
-    model.set_weights(weights)
+        file.close()
     return model
 
 

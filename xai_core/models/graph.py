@@ -5,16 +5,26 @@ All functions here must run inside the target bundle's graph/session (``ModelBun
 
 from __future__ import annotations
 
-import collections
-import re
 from typing import Any
 
 import tensorflow as tf
 
-from xai_core import runtime  # noqa: F401
+from xai_core.compat import keras as keras_compat
 from xai_core.errors import ModelLoadError
 
 _HEADS = ("softmax", "sigmoid")
+
+#: Keras's random augmentation layers (tf_keras and Keras 3): identity at inference (crops: a centre
+#: crop), random when called in training mode, which tf_keras's do even with the learning phase fixed at inference.
+AUGMENTATION = frozenset({
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    "RandomCrop", "RandomHeight", "RandomWidth",
+    # Keras 3 only (tf_keras has no such class): the identity at inference, so built as a linear Activation
+    "RandomColorJitter", "RandomColorDegeneration", "RandomGrayscale", "RandomHue", "RandomSaturation",
+    "RandomSharpness", "RandomShear", "RandomPerspective", "RandomElasticTransform", "RandomErasing",
+    "RandomGaussianBlur", "RandomInvert", "RandomPosterization", "Solarization", "AutoContrast", "Equalization",
+    "MixUp", "CutMix", "AugMix", "RandAugment", "Pipeline",
+})
 
 
 def validate_classifier(model: Any) -> None:
@@ -65,9 +75,6 @@ def validate_classifier(model: Any) -> None:
         )
 
 
-_NUMBERED = re.compile(r"^(.*)_(\d+)$")
-
-
 def reserve_layer_names(model: Any) -> None:
     """Make Keras' automatic layer names in the current graph skip every name ``model`` already uses.
 
@@ -76,25 +83,23 @@ def reserve_layer_names(model: Any) -> None:
     with ``input_1``) while the bundle's fresh graph counts from zero, so the next unnamed layer built there gets
     a name the model already has: iNNvestigate's Integrated Gradients makes an unnamed ``Input`` for its
     reference and failed on every uploaded ``keras.applications`` network with "The name "input_1" is used
-    2 times in the model". Both counters (``backend.get_uid`` for inputs, ``unique_object_name`` for other
-    layers) are moved past every ``<prefix>`` / ``<prefix>_<n>`` in the model, nested models included.
+    2 times in the model". See :func:`xai_core.compat.keras.reserve_layer_names`.
     """
-    from keras.src import backend
-
-    uids = backend.PER_GRAPH_OBJECT_NAME_UIDS.setdefault(backend.get_graph(), collections.defaultdict(int))
-    object_uids = backend.get_default_graph_uid_map()
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        stack.extend(getattr(layer, "layers", []) if _is_nested(layer) else [])
-        match = _NUMBERED.match(layer.name)
-        prefix, number = (match.group(1), int(match.group(2))) if match else (layer.name, 0)
-        uids[prefix] = max(uids[prefix], number)
-        object_uids[("", prefix)] = max(object_uids[("", prefix)], number + 1)
+    keras_compat.reserve_layer_names(model, _is_nested)
 
 
 def _is_nested(layer: Any) -> bool:
     return isinstance(layer, tf.keras.Model)
+
+
+def is_augmentation(layer: Any) -> bool:
+    """A random augmentation layer (:data:`AUGMENTATION`)."""
+    return type(layer).__name__ in AUGMENTATION
+
+
+def _layers_deep(model: Any) -> list[Any]:
+    return [inner for layer in model.layers
+            for inner in (_layers_deep(layer) if _is_nested(layer) else [layer])]
 
 
 def flatten_nested(model: Any) -> Any:
@@ -111,8 +116,12 @@ def flatten_nested(model: Any) -> Any:
     sees the BN-free canonical model (:func:`xai_core.methods._innvestigate.make_analyzer`). An inner layer whose
     name clashes with another layer of the flattened model is renamed ``<inner model>_<layer>`` (layer names
     must be unique within one model).
+
+    Augmentation layers (:data:`AUGMENTATION`) are replayed with ``training=False``, as Keras runs them at
+    inference: tf_keras's transform their input randomly in a graph whose learning phase is fixed at inference,
+    which gave two different predictions for one image on a model with ``RandomFlip`` inside.
     """
-    if not any(_is_nested(layer) for layer in model.layers):
+    if not any(_is_nested(layer) for layer in model.layers) and not any(map(is_augmentation, _layers_deep(model))):
         return model
     new_inputs = [tf.keras.Input(tensor=None, shape=t.shape[1:], dtype=t.dtype, name=f"{t.name.split(':')[0]}_flat")
                   for t in model.inputs]
@@ -134,19 +143,20 @@ def _make_names_unique(called: list[tuple[Any, Any]], taken: set[str]) -> None:
             while name in taken:
                 k += 1
                 name = f"{base}_{k}"
-            layer._name = name
+            keras_compat.rename_layer(layer, name)
         taken.add(layer.name)
 
 
 def nodes_in_order(model: Any) -> list[Any]:
-    if not getattr(model, "_is_graph_network", False) or not hasattr(model, "_nodes_by_depth"):
+    """The layer calls of a Functional/Sequential ``model`` in topological order (:class:`ModelLoadError` for a
+    subclassed model, whose graph cannot be walked)."""
+    if not keras_compat.is_graph_network(model):
         raise ModelLoadError(
             f"The model contains a nested model '{model.name}' that is not a Functional or Sequential model "
             "(a subclassed model?). XAI Lens can only look inside Functional/Sequential models; rebuild it "
             "with the functional API and save it again."
         )
-    return [node for depth in sorted(model._nodes_by_depth.keys(), reverse=True)
-            for node in model._nodes_by_depth[depth]]
+    return keras_compat.nodes_in_order(model)
 
 
 def _replay(model: Any, inputs: list[Any], called: list[tuple[Any, Any]]) -> list[Any]:
@@ -164,6 +174,8 @@ def _replay(model: Any, inputs: list[Any], called: list[tuple[Any, Any]]) -> lis
             outs = _replay(layer, flat_args, called)
             outs = outs[0] if len(outs) == 1 else outs
         else:
+            if is_augmentation(layer):  # as Keras at inference: tf_keras's would transform randomly otherwise
+                kwargs = {**kwargs, "training": False}
             outs = layer(*args, **kwargs)
             called.append((layer, model))
         for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outs)):
@@ -183,7 +195,7 @@ def split_head(model: Any) -> tuple[Any, str]:
     out = model.outputs[0]
     # The layer that produced the output, and *that call's* input: after flattening, a layer may have been
     # called more than once, and ``layer.input`` would be its first call's input.
-    layer, node_index, _ = out._keras_history
+    layer, node_index, _ = keras_compat.keras_history(out)
     layer_input = layer.inbound_nodes[node_index].input_tensors
     if isinstance(layer, tf.keras.layers.Softmax):
         return tf.keras.Model(model.inputs, layer_input, name=f"{model.name}_logits"), "softmax"

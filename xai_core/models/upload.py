@@ -1,11 +1,13 @@
 """The user's own model: a ``.keras``, ``.h5``/``.hdf5`` file or a zipped TensorFlow SavedModel.
 
-Loading an uploaded model is loading untrusted input. A Keras ``Lambda`` layer stores Python bytecode that
-Keras executes while it rebuilds the model, and the legacy loaders (HDF5, SavedModel) ignore ``safe_mode``.
-So the model's architecture is read **as data** first (``config.json`` inside a ``.keras`` zip, the
-``model_config`` attribute of an HDF5 file, ``keras_metadata.pb`` of a SavedModel) and any ``Lambda`` layer,
-at any depth, refuses the file before a Keras loader is called. Loading then still runs with Keras' safe mode
-switched on.
+``.keras`` and ``.h5`` files of any Keras version in use (2.13–2.15, tf_keras ≥ 2.16, Keras 3) are read as data by
+:mod:`xai_core.models.keras_files`; a SavedModel zip (Keras 2's ``model.save("folder")``) by tf_keras itself.
+
+Loading an uploaded model is loading untrusted input. A Keras ``Lambda`` layer stores Python bytecode that Keras
+executes while it rebuilds the model, and the legacy SavedModel loader ignores ``safe_mode``. So the model's
+architecture is read **as data** first (``config.json`` inside a ``.keras`` zip, the ``model_config`` attribute of
+an HDF5 file, ``keras_metadata.pb`` of a SavedModel) and any ``Lambda`` layer, at any depth, refuses the file before
+any layer is built. Building then still runs with Keras' safe mode switched on.
 
 The loaded model must be an image classifier (see :func:`xai_core.models.graph.validate_classifier`);
 nested models are flattened and the output activation split off by :meth:`ModelBundle.create`.
@@ -17,18 +19,18 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xai_core import runtime  # noqa: F401  (graph mode before any model exists)
+from xai_core.compat import keras as keras_compat
 from xai_core.data.archive import safe_extract_zip
 from xai_core.errors import DatasetError, InvalidParameterError, ModelLoadError, XaiLensError
 from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.models.fingerprint import detect_preprocessing
+from xai_core.models.graph import AUGMENTATION
 from xai_core.models.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
+from xai_core.models.keras_files import LoadReport, ModelFile, build_model, open_model_file
 
 #: File name endings accepted for an uploaded model.
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".zip")
@@ -37,14 +39,11 @@ AUTO = "auto"
 #: Caps for a zipped SavedModel.
 MAX_SAVEDMODEL_FILES = 10000
 MAX_SAVEDMODEL_BYTES = 2 * 1024**3
-#: A model architecture (config.json) is kilobytes to a few megabytes; refuse absurd sizes unread.
-MAX_CONFIG_BYTES = 64 * 1024**2
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
 _FORMAT_HELP = (
-    "Save your model with model.save('model.keras') (recommended), model.save('model.h5'), or zip the "
-    "folder written by model.save('my_model', save_format='tf')."
+    "Save your model with model.save('model.keras') (any Keras version; recommended) or model.save('model.h5')."
 )
 
 
@@ -157,18 +156,6 @@ def _refuse_lambdas(config: Any, filename: str) -> None:
         )
 
 
-def _keras_own_layers() -> dict[str, Any]:
-    """Layer classes defined inside ``keras.applications`` (not exported as ``tf.keras.layers``): models
-    fine-tuned from ConvNeXt or InceptionResNetV2 contain them. Keras' own code, so safe to resolve."""
-    from keras.src.applications import convnext, inception_resnet_v2
-
-    return {
-        "StochasticDepth": convnext.StochasticDepth,
-        "LayerScale": convnext.LayerScale,
-        "CustomScaleLayer": inception_resnet_v2.CustomScaleLayer,
-    }
-
-
 def find_unknown_layers(config: Any) -> list[str]:
     """Class names of layers in a model config that neither Keras nor XAI Lens can build.
 
@@ -176,7 +163,8 @@ def find_unknown_layers(config: Any) -> list[str]:
     """
     import tensorflow as tf
 
-    known = {n for n in dir(tf.keras.layers) if n[:1].isupper()} | set(_keras_own_layers())
+    known = {n for n in dir(tf.keras.layers) if n[:1].isupper()} | set(keras_compat.application_layers())
+    known |= AUGMENTATION  # Keras 3's that tf_keras lacks are built as the identity they are at inference
     known |= {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer"}
     unknown: list[str] = []
     stack = [config]
@@ -212,76 +200,26 @@ def _json(raw: bytes | str, what: str, filename: str) -> Any:
         raise ModelLoadError(f"'{filename}': its {what} is not readable JSON ({exc}).") from exc
 
 
-def _keras_config(src: _Source) -> Any:
-    with zipfile.ZipFile(io.BytesIO(src.data)) as zf:
-        if zf.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-            raise ModelLoadError(f"'{src.filename}': its config.json is implausibly large; not a Keras model.")
-        try:
-            raw = zf.read("config.json")
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ModelLoadError(f"'{src.filename}' is a damaged zip archive ({exc}). {_FORMAT_HELP}") from exc
-    return _json(raw, "config.json", src.filename)
-
-
-def _h5_config(src: _Source) -> Any:
-    import h5py
-
-    try:
-        with h5py.File(io.BytesIO(src.data), "r") as f:
-            raw = f.attrs.get("model_config")
-            has_weights = "model_weights" in f or "layer_names" in f.attrs
-    except OSError as exc:
-        raise ModelLoadError(f"'{src.filename}' is a damaged HDF5 file ({exc}). {_FORMAT_HELP}") from exc
-    if raw is None:
-        what = "only weights (saved with save_weights)" if has_weights else "no Keras model"
-        raise ModelLoadError(
-            f"'{src.filename}' holds {what}, not a model architecture. Save the whole model with "
-            "model.save('model.keras') or model.save('model.h5')."
-        )
-    return _json(raw.decode("utf-8") if isinstance(raw, bytes) else raw, "model_config", src.filename)
-
-
 def _savedmodel_config(model_dir: Path, filename: str) -> list[Any]:
-    from keras.protobuf import saved_metadata_pb2
-
     meta_path = model_dir / "keras_metadata.pb"
     if not meta_path.is_file():
         raise ModelLoadError(
-            f"The SavedModel in '{filename}' has no keras_metadata.pb: it was not saved by Keras (or by "
-            "TensorFlow < 2.5), so XAI Lens cannot check it is safe and rebuild its layers. Save it with "
-            "model.save(...) from Keras."
+            f"The SavedModel in '{filename}' holds no Keras layers (no keras_metadata.pb): it was written by "
+            "model.export() or tf.saved_model.save(), which keep only the computation, not the layers XAI Lens "
+            "explains. Upload the file written by model.save('model.keras') instead."
         )
-    metadata = saved_metadata_pb2.SavedMetadata()
     try:
-        metadata.ParseFromString(meta_path.read_bytes())
+        nodes = keras_compat.saved_model_layer_configs(meta_path.read_bytes())
     except Exception as exc:
         raise ModelLoadError(f"The keras_metadata.pb in '{filename}' is damaged ({exc}).") from exc
-    return [_json(node.metadata, "Keras metadata", filename) for node in metadata.nodes if node.metadata]
+    return [_json(node, "Keras metadata", filename) for node in nodes]
 
 
 # ---------------------------------------------------------------------------------------------- loading
-@contextmanager
-def _safe_mode() -> Iterator[None]:
-    """Keras' safe mode for every loader (also the legacy ones that ignore ``safe_mode=True``), with the
-    layer classes of ``keras.applications`` resolvable."""
-    import tensorflow as tf
-    from keras.src.saving import serialization_lib
-
-    with serialization_lib.SafeModeScope(True), tf.keras.utils.custom_object_scope(_keras_own_layers()):
-        yield
-
-
-def _load_keras(path: Path) -> Any:
-    from xai_core.models.demo import load_keras_file
-
-    with _safe_mode():
-        return load_keras_file(path)
-
-
-def _load_legacy(path: Path) -> Any:
+def _load_savedmodel(path: Path) -> Any:
     import tensorflow as tf
 
-    with _safe_mode():
+    with keras_compat.safe_mode():
         return tf.keras.models.load_model(str(path), compile=False, safe_mode=True)
 
 
@@ -295,28 +233,11 @@ def _find_savedmodel_dir(files: list[Path], filename: str) -> Path:
     return dirs[0]
 
 
-def _saved_with(src: _Source, kind: str) -> str | None:
-    """The Keras version recorded in a ``.keras`` file's metadata.json (``None`` if unknown)."""
-    if kind != "keras":
-        return None
-    try:
-        with zipfile.ZipFile(io.BytesIO(src.data)) as zf:
-            return str(json.loads(zf.read("metadata.json")).get("keras_version")) or None
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError):
-        return None
-
-
-def _wrap(exc: Exception, filename: str, kind: str, saved_with: str | None = None) -> ModelLoadError:
+def _wrap(exc: Exception, filename: str, kind: str) -> ModelLoadError:
     label = {"keras": "Keras (.keras)", "h5": "HDF5", "savedmodel": "SavedModel"}[kind]
     detail = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
     hint = ""
-    if saved_with and not saved_with.startswith("2."):
-        hint = (
-            f" It was saved with Keras {saved_with}; XAI Lens runs Keras 2.14 (TensorFlow 2.14, the newest "
-            "iNNvestigate supports), which cannot read files of Keras 3. Save the model from TensorFlow "
-            "<= 2.15, or try model.save('model.h5')."
-        )
-    elif "Unknown layer" in str(exc) or "custom" in str(exc).lower():
+    if "Unknown layer" in str(exc) or "custom" in str(exc).lower():
         hint = " The model uses a custom layer XAI Lens does not know; use built-in Keras layers only."
     return ModelLoadError(
         f"Keras could not load the {label} model '{filename}'.{hint} Original error: "
@@ -350,8 +271,9 @@ def load_user_model(
     ModelBundle
         ``source="upload"``; ``info`` holds ``format``, ``filename``, ``preprocessing_auto``,
         ``preprocessing_reason`` (one sentence: what was chosen and why), ``preprocessing_certain`` (False when
-        auto found nothing to go by), ``architecture`` (a recognised ``keras.applications`` network, or None)
-        and ``flattened`` (nested models were inlined).
+        auto found nothing to go by), ``architecture`` (a recognised ``keras.applications`` network, or None),
+        ``flattened`` (nested models were inlined), and for ``.keras`` / ``.h5`` files ``keras_version`` and
+        ``load_report`` ("Keras 3.15.1 file, converted: 177 layers, 25.6 M weights").
 
     Raises
     ------
@@ -367,34 +289,35 @@ def load_user_model(
         )
     src = _read_source(source, filename)
     kind = _sniff(src)
-    if kind == "keras":
-        _check_config(_keras_config(src), src.filename)
-    elif kind == "h5":
-        _check_config(_h5_config(src), src.filename)
+    file: ModelFile | None = None
+    if kind in ("keras", "h5"):
+        file = open_model_file(src.data, src.filename, kind)
+        _check_config(file.config, src.filename)
 
     flattened: dict[str, bool] = {}
+    report: dict[str, LoadReport] = {}
     with tempfile.TemporaryDirectory(prefix="xai-lens-upload-") as tmp:
-        tmp_dir = Path(tmp)
+        path = Path(tmp)
         if kind == "savedmodel":
             try:
-                files = safe_extract_zip(src.data, tmp_dir / "extracted", max_files=MAX_SAVEDMODEL_FILES,
+                files = safe_extract_zip(src.data, path / "extracted", max_files=MAX_SAVEDMODEL_FILES,
                                          max_bytes=MAX_SAVEDMODEL_BYTES)
             except DatasetError as exc:
                 raise ModelLoadError(f"'{src.filename}': {exc}") from exc
             path = _find_savedmodel_dir(files, src.filename)
             for config in _savedmodel_config(path, src.filename):
                 _refuse_lambdas(config, src.filename)
-        else:
-            path = tmp_dir / ("model.keras" if kind == "keras" else "model.h5")
-            path.write_bytes(src.data)
 
         def factory() -> Any:
             try:
-                model = _load_keras(path) if kind == "keras" else _load_legacy(path)
+                if file is not None:
+                    model, report["value"] = build_model(file, src.filename)
+                else:
+                    model = _load_savedmodel(path)
             except ModelLoadError:
                 raise
             except Exception as exc:
-                raise _wrap(exc, src.filename, kind, _saved_with(src, kind)) from exc
+                raise _wrap(exc, src.filename, kind) from exc
             flattened["value"] = _has_nested(model)
             return model
 
@@ -415,7 +338,13 @@ def load_user_model(
                 f"'{src.filename}' was loaded, but XAI Lens could not prepare it for explanation. Original "
                 f"error: {type(exc).__name__}: {str(exc).strip()[:400]}"
             ) from exc
+        finally:
+            if file is not None:
+                file.close()
     bundle.info["flattened"] = flattened.get("value", False)
+    if "value" in report:
+        bundle.info["keras_version"] = report["value"].keras_version
+        bundle.info["load_report"] = report["value"].summary()
     with bundle.scope():
         guess = detect_preprocessing(bundle.model)
     bundle.info["architecture"] = guess.architecture

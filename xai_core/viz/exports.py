@@ -53,7 +53,7 @@ def maps_npz(results: Mapping[str, tuple[Sequence[str], Explanation]], meta: Map
     -------
     bytes of an ``np.load``-able archive; ``models`` lists the model names in order.
     """
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     names: list[str] = []
     for name, (images, expl) in results.items():
         key = slug(name)

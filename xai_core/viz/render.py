@@ -36,16 +36,16 @@ def normalize(maps: np.ndarray, signed: bool, mode: NormMode = "max-abs", percen
     m = np.asarray(maps, dtype=np.float32)
     axes = None if shared else (-2, -1)
     if not signed:  # a non-negative method spreading a negative score: draw its magnitude, not an empty map
-        m = np.where(m.max(axis=axes, keepdims=not shared) <= 0, -m, m)
+        m = np.where(np.max(m, axis=axes, keepdims=True) <= 0, -m, m)
     mag = np.abs(m) if signed else np.maximum(m, 0)
     if mode == "percentile":
-        scale = np.percentile(mag, percentile, axis=axes, keepdims=not shared)
+        scale = np.percentile(mag, percentile, axis=axes, keepdims=True)
     elif mode == "max-abs":
-        scale = mag.max(axis=axes, keepdims=not shared)
+        scale = np.max(mag, axis=axes, keepdims=True)
     else:
         raise ValueError(f"unknown normalisation {mode!r}")
     if mode == "percentile":  # a sparse map has percentile 0: fall back to its maximum instead of blanking it
-        peak = mag.max(axis=axes, keepdims=not shared)
+        peak = np.max(mag, axis=axes, keepdims=True)
         scale = np.where(scale > 0, scale, peak)
     scale = np.where(scale > 0, scale, 1.0)
     out = (m if signed else np.maximum(m, 0)) / scale

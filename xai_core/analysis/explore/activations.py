@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+from xai_core.compat import keras as keras_compat
 from xai_core.errors import InvalidParameterError
 from xai_core.models.bundle import ModelBundle
 from xai_core.viz.render import colorize, compose_grid, normalize, overlay
@@ -97,7 +98,7 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of one float map ``(h, w)`` to ``size = (H, W)``."""
     if m.shape == tuple(size):
         return m.astype(np.float32)
-    return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(m.astype(np.float32)).resize(size[::-1], Image.Resampling.BILINEAR))
 
 
 def strongest_overlays(image: np.ndarray, maps: np.ndarray, by: Strength = "mean", k: int = 4,
@@ -259,22 +260,21 @@ def receptive_fields(model: Any) -> dict[str, ReceptiveField]:
     fields: dict[int, ReceptiveField] = {}
     sizes: dict[int, tuple[int, int] | None] = {}
     out: dict[str, ReceptiveField] = {}
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            size = _spatial(node.outputs[0].shape if isinstance(node.outputs, (list, tuple)) else node.outputs.shape)
-            sizes[id(node)] = size
-            parents = [p for p in node.parent_nodes if fields.get(id(p)) is not None]
-            if not node.parent_nodes:
-                rf = ReceptiveField((1, 1), (1, 1), (0, 0)) if size else None
-            elif size is None or not parents:
-                rf = None
-            else:
-                rf = _merge([fields[id(p)] for p in parents])
-                n_in = sizes[id(parents[0])]
-                rf = _step(rf, node.layer, n_in, size) if n_in else None
-            if rf is not None:  # a node without a field is left out: ``fields.get`` gives None for it
-                fields[id(node)] = rf
-                out[node.layer.name] = rf
+    for node in keras_compat.nodes_in_order(model):
+        size = _spatial(node.outputs[0].shape if isinstance(node.outputs, (list, tuple)) else node.outputs.shape)
+        sizes[id(node)] = size
+        parents = [p for p in node.parent_nodes if fields.get(id(p)) is not None]
+        if not node.parent_nodes:
+            rf = ReceptiveField((1, 1), (1, 1), (0, 0)) if size else None
+        elif size is None or not parents:
+            rf = None
+        else:
+            rf = _merge([fields[id(p)] for p in parents])
+            n_in = sizes[id(parents[0])]
+            rf = _step(rf, node.layer, n_in, size) if n_in else None
+        if rf is not None:  # a node without a field is left out: ``fields.get`` gives None for it
+            fields[id(node)] = rf
+            out[node.layer.name] = rf
     return out
 
 

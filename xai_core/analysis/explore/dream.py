@@ -22,7 +22,6 @@ import tensorflow as tf
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from xai_core import runtime  # noqa: F401  (graph mode)
 from xai_core.errors import InvalidParameterError
 from xai_core.models.bundle import ModelBundle
 
@@ -115,7 +114,7 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``(H, W, C)`` float to ``size = (h, w)``."""
     if x.shape[:2] == tuple(size):
         return x
-    return np.stack([np.asarray(Image.fromarray(x[..., c], mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
+    return np.stack([np.asarray(Image.fromarray(x[..., c].astype(np.float32)).resize(size[::-1], Image.Resampling.BILINEAR))
                      for c in range(x.shape[-1])], axis=-1).astype(np.float32)
 
 

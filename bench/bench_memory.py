@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_memory.py                    # 10 rounds, 2.2 GB budget, 224×224 inputs
     .venv/bin/python bench/bench_memory.py --rounds 2 --size 128
+    .venv/bin/python bench/bench_memory.py --costs            # what memory.py's estimates are fitted to
 
 ResNet50, VGG16 and DenseNet121 (``weights=None``, trained-like BatchNorm statistics as in the zoo tests) are saved
 as .keras files and loaded through the upload path, one after another, each explained with LRP-ε on 2 images. The
@@ -109,16 +110,56 @@ def run(paths: dict[str, Path], rounds: int, budget: int, images: np.ndarray) ->
     return maps, peak.stop(), rss_bytes()
 
 
+def costs(folder: Path, size: int, images: np.ndarray) -> None:
+    """Per network, in a fresh process each: RSS growth of loading it and of building LRP-ε, against the estimates
+    of ``xai_core/models/memory.py``."""
+    from xai_core.models.memory import build_cost, load_cost
+
+    print("| network (file) | RSS before | load (peak) | after load | estimate | LRP-ε build (2 images, peak) "
+          "| estimate |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in NETS:
+        path = folder / f"{name}.keras"
+        out = subprocess.run([sys.executable, __file__, "--size", str(size), "--fresh", f"costs:{name}"],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        got = json.loads(out)
+        mb = path.stat().st_size / 2**20
+        print(f"| {name} ({mb:,.0f} MB) | {got['before'] / 2**30:.2f} GB | +{got['load'] / 2**30:.2f} GB | "
+              f"+{got['after_load'] / 2**30:.2f} GB | +{load_cost(path.stat().st_size) / 2**30:.2f} GB | "
+              f"+{got['build'] / 2**30:.2f} GB | "
+              f"+{build_cost(got['weights'], size * size) / 2**30:.2f} GB |", flush=True)
+
+
+def _fresh_costs(path: Path, images: np.ndarray) -> None:
+    from xai_core.methods import explain
+    from xai_core.models.memory import rss_bytes
+    from xai_core.models.upload import load_user_model
+
+    peak = Peak()
+    before = rss_bytes()
+    bundle = load_user_model(path.read_bytes(), path.name)
+    loaded, after_load = peak.stop(), rss_bytes()
+    peak = Peak()
+    explain(bundle, METHOD, images, params={})
+    built = peak.stop()
+    print(json.dumps({"before": before, "load": loaded - before, "after_load": after_load - before,
+                      "build": built - after_load, "weights": 4 * bundle.num_params}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--budget-mb", type=float, default=2.2 * 1024)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--fresh", help=argparse.SUPPRESS)  # internal: RSS of a fresh process holding one model
+    parser.add_argument("--costs", action="store_true", help="load and build costs per network, fresh processes")
     args = parser.parse_args()
     folder = Path(tempfile.gettempdir()) / f"xai-lens-bench-memory-{args.size}"
     folder.mkdir(exist_ok=True)
     images = np.random.default_rng(0).integers(0, 256, (2, args.size, args.size, 3)).astype(np.float32)
+    if args.fresh and args.fresh.startswith("costs:"):
+        _fresh_costs(folder / f"{args.fresh.split(':', 1)[1]}.keras", images)
+        return
     if args.fresh and args.fresh != "zoo":
         from xai_core.methods import explain
         from xai_core.models.memory import rss_bytes
@@ -134,6 +175,9 @@ def main() -> None:
     if not all((folder / f"{name}.keras").exists() for name in NETS):  # built in another process: eager building
         subprocess.run([sys.executable, __file__, "--size", str(args.size), "--fresh", "zoo"], check=True)
     paths = save_zoo(folder, args.size)
+    if args.costs:
+        costs(folder, args.size, images)
+        return
     started = time.perf_counter()
     maps, peak, end = run(paths, args.rounds, int(args.budget_mb * 2**20), images)
     last = [n for n in NETS if n in maps][-1]

@@ -101,7 +101,7 @@ def test_dataset_scale_and_sending_the_worst_images_to_visualize(monkeypatch):
     method = at.session_state["trust.ds.method"]
     request = at.session_state["handoff.visualize"]  # the declared hand-off, not Visualize's own widget keys
     assert request["models"] == ["demo:shapes_cnn"] and request["method"] == method
-    assert not any(str(k).startswith("visualize.") for k in at.session_state.keys()), "no Visualize keys"
+    assert not any(str(k).startswith("visualize.") for k in at.session_state), "no Visualize keys"
 
     vis = app("pages/visualize.py", default_timeout=TIMEOUT)
     for key in ("shared.images", "handoff.visualize"):

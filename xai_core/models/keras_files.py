@@ -41,6 +41,8 @@ from xai_core.models.graph import AUGMENTATION
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 #: A model architecture (config.json) is kilobytes to a few megabytes; absurd sizes are refused unread.
 MAX_CONFIG_BYTES = 64 * 1024**2
+#: Weights are read from the file and written to the model in chunks of this size (peak memory of a load).
+WRITE_CHUNK_BYTES = 64 * 1024**2
 #: Keras 3 layer options Keras 2 does not have, and the value at which dropping them changes nothing.
 _NEUTRAL: tuple[Any, ...] = (None, False, "channels_last", [], {})
 #: Call arguments Keras 3 records that Keras 2 nodes need not carry.
@@ -387,10 +389,26 @@ def build_model(file: ModelFile, filename: str) -> tuple[Any, LoadReport]:
                                  f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc) else ''}"
                                  ) from exc
     pairs = _weight_pairs(file, model, filename)
-    keras_compat.write_variables(tf.compat.v1.get_default_session(), pairs)
+    session = tf.compat.v1.get_default_session()
+    for chunk in _chunks(pairs, WRITE_CHUNK_BYTES):  # read from the file as written: never every weight at once
+        keras_compat.write_variables(session, [(variable, np.asarray(stored[()], dtype=variable.dtype.base_dtype
+                                                                     .as_numpy_dtype)) for variable, stored in chunk])
     report = LoadReport(file.keras_version, file.keras3, layers=_count_layers(model),
                         weights=int(sum(np.prod(v.shape) for v in model.weights)), notes=notes)
     return model, report
+
+
+def _chunks(pairs: list[tuple[Any, Any]], limit: int) -> Iterator[list[tuple[Any, Any]]]:
+    chunk: list[tuple[Any, Any]] = []
+    size = 0
+    for variable, stored in pairs:
+        chunk.append((variable, stored))
+        size += int(np.prod(stored.shape)) * 4
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def _count_layers(model: Any) -> int:
@@ -461,7 +479,7 @@ def _keras_level(group: Any, model: Any, config: dict[str, Any], pairs: list[Any
         if not variables:
             continue
         stored = sub["vars"] if sub is not None and "vars" in sub else None
-        values = [stored[str(i)][()] for i in range(len(stored))] if stored is not None else []
+        values = [stored[str(i)] for i in range(len(stored))] if stored is not None else []
         _pair(layer, where, variables, values, pairs, problems)
 
 
@@ -469,7 +487,7 @@ def _entry_name(entry: dict[str, Any]) -> str:
     return str(entry.get("name") or entry["config"]["name"])
 
 
-def _pair(layer: Any, where: str, variables: list[Any], values: list[np.ndarray], pairs: list[Any],
+def _pair(layer: Any, where: str, variables: list[Any], values: list[h5py.Dataset], pairs: list[Any],
           problems: list[str]) -> None:
     if len(values) != len(variables):
         problems.append(f"layer '{where}' has {len(variables)} weights, the file {len(values)}")
@@ -479,7 +497,7 @@ def _pair(layer: Any, where: str, variables: list[Any], values: list[np.ndarray]
             problems.append(f"layer '{where}': {variable.name.split('/')[-1].split(':')[0]} has shape "
                             f"{tuple(variable.shape)}, the file {tuple(value.shape)}")
             return
-        pairs.append((variable, np.asarray(value, dtype=variable.dtype.base_dtype.as_numpy_dtype)))
+        pairs.append((variable, value))
 
 
 def _h5_level(root: Any, model: Any, pairs: list[Any], problems: list[str]) -> None:
@@ -513,7 +531,7 @@ def _short(name: str) -> str:
     return name.split("/")[-1].split(":")[0]
 
 
-def _h5_values(group: Any, layer: str | None, wanted: list[str]) -> list[np.ndarray]:
+def _h5_values(group: Any, layer: str | None, wanted: list[str]) -> list[h5py.Dataset]:
     """The values of one layer's weights in an ``.h5`` layer group, by weight name where the names match (frozen
     layers list their weights in another order), else in the order saved."""
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
@@ -522,4 +540,4 @@ def _h5_values(group: Any, layer: str | None, wanted: list[str]) -> list[np.ndar
     by_short = {_short(n): n for n in names}
     if len(by_short) == len(names) and sorted(by_short) == sorted(wanted):
         names = [by_short[w] for w in wanted]
-    return [np.asarray(group[n]) for n in names]
+    return [group[n] for n in names]

@@ -1,17 +1,18 @@
 """A memory budget for the models one server keeps loaded (pure accounting: no Streamlit, no TensorFlow).
 
-Streamlit Community Cloud gives an app 0.7–2.7 GB; past that it dies until rebooted. Measured on this stack (RSS
-of one server process): TensorFlow imported 534 MB; the demo model and five analyzers 1.25 GB; + a ResNet50 and
-two analyzers 2.0 GB; + a VGG16 and LRP-ε 2.84 GB. So before a model loads or an analyzer builds, its cost is
-estimated from its weights, and the least recently used models are unloaded (their session closed, their graph
-dropped) until it fits; a model that alone exceeds the budget is refused with a clear message.
+Streamlit Community Cloud gives an app 0.7–2.7 GB; past that it dies until rebooted. Measured (RSS of one server
+process, TensorFlow 2.21 / tf_keras / numpy 2, Python 3.12): TensorFlow imported and :func:`xai_core.runtime.install`
+done 0.67 GB (0.53 GB on TensorFlow 2.14). So before a model loads or an analyzer builds, its cost is estimated from
+its weights, and the least recently used models are unloaded (their session closed, their graph dropped) until it
+fits; a model that alone exceeds the budget is refused with a clear message.
 
-Estimates, fitted to RSS measured on uploaded ``weights=None`` networks at 224×224 (bench/bench_memory.py; ``w`` =
-bytes of the model file ≈ its float32 weights): loading costs about 3.5 × ``w`` (VGG16: 528 MB file, +2.0 GB;
-ResNet50: 98 MB, +0.47 GB; DenseNet121: 32 MB, +0.35 GB: the weights are read, built and assigned once each);
-building a relevance analyzer about 0.5 × ``w`` plus 0.7 GB at 224×224 pixels, scaled by the input's area (ResNet50
-LRP-ε +0.87 GB, DenseNet121 +0.73 GB; the demo models' few MB). TensorFlow and glibc keep much of what a closed
-session frees (ResNet50: 0.96 GB of 1.3 GB stays resident), so the ledger also reads the real RSS.
+Estimates, fitted to the peak RSS growth measured on uploaded ``weights=None`` networks at 224×224
+(``bench/bench_memory.py --costs``; ``w`` = bytes of the model file ≈ its float32 weights): loading peaks at about
+3.6 × ``w`` + 0.1 GB (VGG16: 528 MB file, +1.90 GB; ResNet50: 98 MB, +0.39 GB; DenseNet121: 32 MB, +0.22 GB: the
+upload, the weights file read from it, the weights read in 64 MB chunks and the variables), and settles at about
+1 × ``w`` + 0.1 GB; building a relevance analyzer peaks at about 0.1 × ``w`` plus 0.5 GB at 224×224 pixels, scaled by
+the input's area (ResNet50 LRP-ε +0.41 GB, VGG16 +0.43 GB, DenseNet121 +0.48 GB; the demo models' few MB). TensorFlow
+and glibc keep some of what a closed session frees, so the ledger also reads the real RSS.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from dataclasses import dataclass, field
 from xai_core.errors import ModelLoadError
 
 DEFAULT_BUDGET_BYTES = int(2.2 * 1024**3)
-LOAD_FACTOR = 3.5
-BUILD_FACTOR = 0.5
-BUILD_BYTES_224 = 700 * 1024**2  # an analyzer graph's own memory at 224×224 input
-GRAPH_BYTES = 64 * 1024**2
+LOAD_FACTOR = 3.6
+BUILD_FACTOR = 0.1
+BUILD_BYTES_224 = 512 * 1024**2  # an analyzer graph's own memory at 224×224 input
+GRAPH_BYTES = 100 * 1024**2
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 

@@ -114,8 +114,9 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``(H, W, C)`` float to ``size = (h, w)``."""
     if x.shape[:2] == tuple(size):
         return x
-    return np.stack([np.asarray(Image.fromarray(x[..., c].astype(np.float32)).resize(size[::-1], Image.Resampling.BILINEAR))
-                     for c in range(x.shape[-1])], axis=-1).astype(np.float32)
+    channels = [Image.fromarray(x[..., c].astype(np.float32)) for c in range(x.shape[-1])]
+    return np.stack([np.asarray(im.resize(size[::-1], Image.Resampling.BILINEAR)) for im in channels],
+                    axis=-1).astype(np.float32)
 
 
 def affine_inverse(bundle: ModelBundle) -> Callable[[np.ndarray], np.ndarray]:

@@ -30,7 +30,6 @@ from xai_core.data.images import FitMode, fit_to_model, to_display
 from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key
 from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
 from xai_core.methods import Explanation, Target, explain, get_method
-from xai_core.methods.prepared import mark_prepared
 from xai_core.models.applications import load_application
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import load_demo_model
@@ -260,10 +259,7 @@ def params_key(params: dict[str, Any]) -> str:  # a stable key of a parameter di
 @st.cache_data(show_spinner=False, max_entries=256)
 def _explanation(model_key: str, method_id: str, image_key: str, target: Target, params_key: str,
                  _images: np.ndarray, _params: dict[str, Any]) -> Explanation:
-    bundle = get_model(model_key)
-    result = explain(bundle, method_id, _images, target, _params)
-    mark_prepared(bundle, method_id, _params, target.layer)
-    return result
+    return explain(get_model(model_key), method_id, _images, target, _params)
 
 
 def explanation(model_key: str, method_id: str, image_key: str, target: Target, params: dict[str, Any],

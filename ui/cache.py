@@ -20,6 +20,7 @@ import streamlit as st
 
 from ui.feedback import Progress, progress
 from ui.run import pin, pinned
+from xai_core import runtime
 from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
 from xai_core.analysis.explore.metrics import Predictions
@@ -56,7 +57,9 @@ def demo_model(model_id: str) -> ModelBundle:
 def get_model(key: str) -> ModelBundle:
     """A loaded model by key: ``demo:<id>``, ``app:<Name>`` (a ``keras.applications`` network with ImageNet
     weights) or ``upload:...`` (a user's model registered with :func:`register_upload`). A model not loaded yet
-    first gets room in the memory budget (:func:`make_room`)."""
+    first gets room in the memory budget (:func:`make_room`). Every model comes from here, so the process-wide setup
+    (:func:`xai_core.runtime.install`) runs here: after the page drew its title (TensorFlow takes seconds to start)."""
+    runtime.install()
     ledger = memory_ledger()
     pin(key)
     with STORES_LOCK:

@@ -2,10 +2,6 @@
 
 import streamlit as st
 
-from xai_core import runtime
-
-runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before any page loads a model
-
 from ui.run import end_run, start_run
 
 st.set_page_config(page_title="XAI Lens", page_icon=":material/visibility:", layout="wide")

@@ -20,6 +20,7 @@ import streamlit as st
 
 from ui.feedback import Progress, progress
 from ui.run import pin, pinned
+from xai_core import runtime
 from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
 from xai_core.analysis.explore.metrics import Predictions
@@ -30,7 +31,6 @@ from xai_core.data.images import FitMode, fit_to_model, to_display
 from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key
 from xai_core.errors import ModelLoadError, WeightsUnavailableError, XaiLensError
 from xai_core.methods import Explanation, Target, explain, get_method
-from xai_core.methods.prepared import mark_prepared
 from xai_core.models.applications import load_application
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import load_demo_model
@@ -57,7 +57,9 @@ def demo_model(model_id: str) -> ModelBundle:
 def get_model(key: str) -> ModelBundle:
     """A loaded model by key: ``demo:<id>``, ``app:<Name>`` (a ``keras.applications`` network with ImageNet
     weights) or ``upload:...`` (a user's model registered with :func:`register_upload`). A model not loaded yet
-    first gets room in the memory budget (:func:`make_room`)."""
+    first gets room in the memory budget (:func:`make_room`). Every model comes from here, so the process-wide setup
+    (:func:`xai_core.runtime.install`) runs here: after the page drew its title (TensorFlow takes seconds to start)."""
+    runtime.install()
     ledger = memory_ledger()
     pin(key)
     with STORES_LOCK:
@@ -260,10 +262,7 @@ def params_key(params: dict[str, Any]) -> str:  # a stable key of a parameter di
 @st.cache_data(show_spinner=False, max_entries=256)
 def _explanation(model_key: str, method_id: str, image_key: str, target: Target, params_key: str,
                  _images: np.ndarray, _params: dict[str, Any]) -> Explanation:
-    bundle = get_model(model_key)
-    result = explain(bundle, method_id, _images, target, _params)
-    mark_prepared(bundle, method_id, _params, target.layer)
-    return result
+    return explain(get_model(model_key), method_id, _images, target, _params)
 
 
 def explanation(model_key: str, method_id: str, image_key: str, target: Target, params: dict[str, Any],

@@ -1,8 +1,9 @@
 """Maps for a grid of (model, method, parameters) columns × images, as typed cells the pages render.
 
 Each image is explained on its own with the cache keys every page shares (:func:`ui.cache.explanation`), so a map
-seen on Visualize is reused by Compare Models; analyzers are built once per model and method, with a message that
-says what is being built and which step the build is on.
+seen on Visualize is reused by Compare Models. A method new for a model is built first (:mod:`xai_core.methods.build`,
+once per model, method and layer) with a message that says which step the build is on; its first map is then
+computed once, under the same message.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ import numpy as np
 import streamlit as st
 
 from ui.cache import charge_build, explanation, get_model, model_input, predictions, reserve_build
-from ui.feedback import attempt, build_steps, prebuild_notice, wait_for_prebuild
+from ui.feedback import attempt, build_steps, prebuild_notice, wait_for_build
 from ui.prebuild import prebuild
 from ui.state import visualize_method
 from xai_core.data.images import FitMode
 from xai_core.data.inputs import ImageItem
-from xai_core.methods import Explanation, MethodSpec, Target, explain
-from xai_core.methods.prebuild import Prebuild, running_prebuild
-from xai_core.methods.prepared import is_prepared, mark_prepared
+from xai_core.methods import Explanation, MethodSpec, Target, steps
+from xai_core.methods.build import Build, ensure_built, is_built, record
 from xai_core.models.bundle import ModelBundle
-from xai_core.models.memory import rss_bytes
 from xai_core.viz.render import NormMode, normalize
 
 
@@ -83,42 +82,47 @@ class Column:
         return out
 
 
-def await_prebuild(bundle: ModelBundle, spec: MethodSpec, params: dict[str, Any], target: Target) -> None:
-    """If another page started building this method in the background and it is still running, wait for it with
-    its step in the page (anything else this model runs meanwhile would wait for its lock without a word)."""
-    pending = running_prebuild(bundle, spec.id, params, target.layer)
+def _title(bundle: ModelBundle, spec: MethodSpec, target: Target) -> str:
+    where = f" (layer {target.layer})" if target.layer else ""
+    return f"Building {spec.label} for {bundle.name}{where} (first use only)"
+
+
+def await_build(bundle: ModelBundle, spec: MethodSpec, params: dict[str, Any], target: Target) -> None:
+    """If this method is being built for this model elsewhere (in the background, or by another session), wait for
+    it with its step in the page (anything else this model runs meanwhile would wait for its lock without a word)."""
+    pending = record(bundle, spec.id, params, target.layer)
     if pending is not None and not pending.done:
-        where = f" (layer {target.layer})" if target.layer else ""
-        wait_for_prebuild(pending, f"Building {spec.label} for {bundle.name}{where} (first use only)")
+        wait_for_build(pending, _title(bundle, spec, target))
 
 
 def explanation_shown(model_key: str, bundle: ModelBundle, spec: MethodSpec, image_key: str, target: Target,
                       params: dict[str, Any], x: np.ndarray) -> Explanation:
-    """:func:`ui.cache.explanation`, after building the method (when it is new for the model) on the first image
-    with a message that says which step the build is on (building takes seconds, running milliseconds).
+    """:func:`ui.cache.explanation`; when the method is new for the model, built first (:func:`ensure_built`) and
+    its first map computed once, under a message that says which step it is on (building takes seconds, running
+    milliseconds).
 
     The build runs outside the cached call: ``st.cache_data`` records the page elements a cached function
-    updates and replays them on a hit, which cannot work for a message slot that lives outside it. A build another
-    page started in the background (:func:`ui.prebuild.prebuild`) is waited for, not repeated."""
-    await_prebuild(bundle, spec, params, target)
-    if not is_prepared(bundle, spec.id, params, target.layer):
-        where = f" (layer {target.layer})" if target.layer else ""
-        reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
-        before = rss_bytes()
-        with build_steps(f"Building {spec.label} for {bundle.name}{where} (first use only)"):
-            explain(bundle, spec.id, x[:1], target, params)
-        mark_prepared(bundle, spec.id, params, target.layer)
-        charge_build(model_key, max(0, rss_bytes() - before))
-    return explanation(model_key, spec.id, image_key, target, params, x)
+    updates and replays them on a hit, which cannot work for a message slot that lives outside it; the first run
+    inside it is announced before the call. A build started elsewhere is waited for, not repeated."""
+    await_build(bundle, spec, params, target)
+    if is_built(bundle, spec.id, params, target.layer):
+        return explanation(model_key, spec.id, image_key, target, params, x)
+    reserve_build(model_key, bundle)  # within the memory budget: may unload other models first
+    with build_steps(_title(bundle, spec, target)) as show:
+        with steps.reporting(show):
+            built = ensure_built(bundle, spec.id, params, target.layer)
+        charge_build(model_key, built.take_rss_growth() if built is not None else 0)
+        show(steps.FIRST_RUN)
+        return explanation(model_key, spec.id, image_key, target, params, x)
 
 
-def prepare_visualize(where: Any, model_keys: Sequence[str], layer: str | None = None) -> list[Prebuild]:
+def prepare_visualize(where: Any, model_keys: Sequence[str], layer: str | None = None) -> list[Build]:
     """Start building, in the background, the method Visualize will show for each model (its choice there in this
     session, else its default) for the classes, or for neurons of ``layer``; say so in ``where`` (a slot). For
     pages whose **Explain** opens Visualize, called once the page has done its own work. A failure shows nothing:
     this is a guess, and Visualize builds (and explains any error) itself. Returns the builds started or running."""
 
-    def start() -> list[Prebuild]:
+    def start() -> list[Build]:
         records = []
         for key in model_keys:
             bundle = get_model(key)
@@ -144,7 +148,7 @@ def explain_grid(columns: Sequence[tuple[str, MethodSpec, dict[str, Any]]], item
     for model_key, spec, params in columns:
         bundle = get_model(model_key)
         column = Column(model_key, bundle, spec, params)
-        await_prebuild(bundle, spec, params, target)  # before the predictions, which need the model's lock
+        await_build(bundle, spec, params, target)  # before the predictions, which need the model's lock
         for item in items:
             bar.progress(done / total, text=f"{spec.label} on {bundle.name}: '{item.name}' ({done + 1}/{total})")
             image_key, x = model_input(item, bundle, fit)

@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from xai_core.errors import XaiLensError
-from xai_core.methods import steps
-from xai_core.methods.prebuild import Prebuild
+from xai_core.methods.build import Build
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -55,9 +54,11 @@ def progress(text: str, where: Any = None) -> Iterator[Progress]:
 
 
 @contextmanager
-def build_steps(title: str) -> Iterator[None]:
-    """A message ``title: step …`` in a fresh slot while the block runs, updated at every step the build reports
-    (:mod:`xai_core.methods.steps`: folding BatchNorm, the reverse graph, the first run), removed after."""
+def build_steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A message ``title: step …`` in a fresh slot while the block runs, removed after. Yields ``show(step)``: pass
+    it to :func:`xai_core.methods.steps.reporting` around a build (folding BatchNorm, the reverse graph), and call it
+    for steps the block knows of itself (the first run). Not around a cached call: ``st.cache_data`` cannot replay
+    an element of a slot made outside it."""
     slot = st.empty()
 
     def show(text: str) -> None:
@@ -65,24 +66,24 @@ def build_steps(title: str) -> Iterator[None]:
 
     show("starting")
     try:
-        with steps.reporting(show):
-            yield
+        yield show
     finally:
         slot.empty()
 
 
-def wait_for_prebuild(record: Prebuild, title: str, poll_s: float = 0.25) -> None:
-    """Block until a background build (:func:`ui.prebuild.prebuild`) ends, with ``title: step …`` in a fresh slot,
-    updated as the build moves on; removed after."""
+def wait_for_build(record: Build, title: str, poll_s: float = 0.25) -> None:
+    """Block until a build started elsewhere (in the background, or by another session) ends, with
+    ``title: step …`` in a fresh slot, updated as the build moves on; removed after."""
+    where = "in the background" if record.background else "by another session"
     slot = st.empty()
     try:
         while not record.wait(poll_s):
-            slot.info(f"{title}: {record.step} (started in the background) …", icon=":material/hourglass_top:")
+            slot.info(f"{title}: {record.step} (started {where}) …", icon=":material/hourglass_top:")
     finally:
         slot.empty()
 
 
-def prebuild_notice(records: list[Prebuild], where: str = "Visualize") -> None:
+def prebuild_notice(records: list[Build], where: str = "Visualize") -> None:
     """One caption about the background builds of ``records``: which are being prepared for ``where`` (with the
     step each is on when the page ran) and which are ready."""
     if not records:

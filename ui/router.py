@@ -1,6 +1,6 @@
 """Keep every page behind ``streamlit_app.py``'s ``st.navigation``, even on a deep link.
 
-Streamlit 1.60 starts each server in its legacy multipage mode when a ``pages/`` folder exists
+Streamlit (1.60, still 1.67: checked) starts each server in its legacy multipage mode when a ``pages/`` folder exists
 (``PagesManager.uses_pages_directory``) and leaves it only when the main script calls ``st.navigation``. If the
 first request after a (re)start is a deep link such as ``/methods``, Streamlit runs ``pages/methods.py`` on its own:
 no page config, no shared sidebar, and a navigation listing every file in ``pages/``. Every page therefore calls

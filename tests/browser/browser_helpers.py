@@ -36,7 +36,7 @@ _APP_STATE_JS = """() => {
 def wait_for_app(page, timeout_s: float = FIRST_RUN_TIMEOUT_S, quiet_ms: int = 1000) -> None:
     """Wait until Streamlit has finished running the script and stayed idle for ``quiet_ms``.
 
-    Streamlit 1.60 publishes its state on the root element: ``[data-testid="stApp"]`` carries
+    Streamlit (1.60–1.67) publishes its state on the root element: ``[data-testid="stApp"]`` carries
     ``data-test-connection-state`` (CONNECTING → CONNECTED) and ``data-test-script-state``
     (initial → running → notRunning on every rerun), and the "Running…" ``stStatusWidget`` is attached only
     while a run is in progress. Call it after ``page.goto`` and after every interaction that reruns the

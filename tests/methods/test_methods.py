@@ -701,15 +701,3 @@ def test_maps_from_four_threads_equal_serial_maps(images):
         serial = explain(bundle, mid, images, target).maps
         for w in range(4):
             np.testing.assert_allclose(results[(w, k)], serial, rtol=1e-5, atol=1e-6, err_msg=mid)
-
-
-def test_prepared_tracks_build_parameters_not_runtime_ones(tiny):
-    from xai_core.methods.prepared import is_prepared, mark_prepared
-
-    assert not is_prepared(tiny, "smoothgrad", {"samples": 8}, None)
-    mark_prepared(tiny, "smoothgrad", {"samples": 8}, None)
-    assert is_prepared(tiny, "smoothgrad", {"samples": 8, "noise_level": 0.3}, None), "noise level builds nothing"
-    assert not is_prepared(tiny, "smoothgrad", {"samples": 16}, None)
-    assert not is_prepared(tiny, "smoothgrad", {"samples": 8}, "conv2")
-    assert is_prepared(tiny, "smoothgrad", {"samples": 8}, tiny.output_layer.name), "the output layer = the logits"
-    assert not is_prepared(tiny, "smoothgrad", {"samples": "many"}, None)

@@ -213,6 +213,33 @@ def test_display_settings_never_recompute_maps(monkeypatch):
     assert len(calls) == first, f"display changes recomputed maps: {calls}"
 
 
+def test_a_new_methods_first_map_is_computed_once(monkeypatch):
+    """A method new for a model is built (once), then each image's map is computed once: no map is computed to build
+    the method and thrown away (it was, through the page's path, before the build step became the engine's)."""
+    from dataclasses import replace
+
+    import ui.cache as common
+    import ui.explanations as explanations
+    from xai_core.methods import REGISTRY
+
+    method = "lrp.alpha_1_beta_0_IB"
+    runs, builds = [], []
+    spec = REGISTRY[method]
+    counted = replace(spec, run=lambda *a, **kw: runs.append(len(a[1])) or spec.run(*a, **kw))
+    monkeypatch.setitem(REGISTRY, method, counted)
+    real_build = explanations.ensure_built
+    monkeypatch.setattr(explanations, "ensure_built", lambda *a, **kw: builds.append(a[1]) or real_build(*a, **kw))
+    common._explanation.clear()
+    at = app(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.models"] = ["demo:shapes_resnet"]
+    at.session_state["visualize.gallery"] = ["shapes/test/00010", "shapes/test/00012"]
+    at.session_state["visualize.family"] = "LRP"
+    at.session_state["visualize.method.lrp"] = method
+    ok(at.run())
+    assert runs == [1, 1], f"maps computed (images per call): {runs}"
+    assert builds in ([], [method]), builds  # [] when another test built it on this model
+
+
 def test_reset_restores_defaults():
     at = app(PAGE, default_timeout=TIMEOUT)
     at.session_state["visualize.family"] = "CAM"

@@ -100,6 +100,9 @@ class Selection:
 RunFn = Callable[..., np.ndarray]
 #: ``support(bundle) -> None`` if the method can run on the model, else the reason it cannot.
 SupportFn = Callable[["ModelBundle"], "str | None"]
+#: ``build(bundle, layer, **params)``: add the method's tensors for target ``layer`` (None = logits) to the bundle's
+#: graph, once (see :mod:`xai_core.methods.build`); ``run`` then only feeds them.
+BuildFn = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,10 @@ class MethodSpec:
     feature_layer : True if the method has a ``layer`` parameter choosing a spatial feature layer (CAM).
     relevance : True for relevance redistribution (LRP, Deep Taylor): the map's total should be about the
         explained score, and :func:`~xai_core.methods.explain.explain` warns when it is far from it.
-    run, support : the implementation and the static support check.
+    run, support : the implementation (``run(bundle, x, selection, **params)``, cheap once built) and the static
+        support check (from the model's layers; it never builds anything).
+    build : what the method builds before its first run (see :mod:`xai_core.methods.build`); None when it builds
+        nothing (occlusion, the references).
     fitting : set for methods that must learn from data first (see :class:`Fitting`); pages then offer the fit.
     """
 
@@ -156,6 +162,7 @@ class MethodSpec:
     feature_layer: bool = False
     relevance: bool = False
     support: SupportFn | None = None
+    build: BuildFn | None = None
     innvestigate_name: str | None = None
     augment_param: str | None = None
     fitting: Fitting | None = None

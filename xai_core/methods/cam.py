@@ -14,7 +14,7 @@ from PIL import Image
 
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import steps
-from xai_core.methods._innvestigate import analyze
+from xai_core.methods._innvestigate import analyze, built_analyzer
 from xai_core.methods.base import MethodSpec, Param, Selection, register, unsupported_reason
 from xai_core.models.bundle import ModelBundle
 
@@ -90,9 +90,22 @@ def gradcam(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, layer: 
     return resize_maps(cam, bundle.input_size) if upsample else cam.astype(np.float32)
 
 
+def _build(bundle: ModelBundle, target_layer: str | None, *, layer: str | None) -> Any:
+    """Grad-CAM's tensors for the feature ``layer`` (default: the last spatial layer before the target)."""
+    feature_layer = layer or default_feature_layer(bundle, target_layer)
+    if not bundle.layer(feature_layer).spatial:
+        return None  # the run says why (InvalidParameterError)
+    return _tensors(bundle, feature_layer, target_layer)
+
+
+def _build_guided(bundle: ModelBundle, target_layer: str | None, *, layer: str | None) -> Any:
+    return _build(bundle, target_layer, layer=layer), built_analyzer(bundle, "gradcam.guided", "guided_backprop",
+                                                                      target_layer)
+
+
 def _guided_gradcam(bundle: ModelBundle, x: np.ndarray, selection: Selection, *, layer: str | None) -> np.ndarray:
     cam = gradcam(bundle, x, selection, layer=layer)
-    guided = analyze(bundle, "guided_gradcam", "guided_backprop", x, selection)
+    guided = analyze(bundle, "gradcam.guided", "guided_backprop", x, selection)
     return guided * cam[..., None]
 
 
@@ -113,13 +126,14 @@ register(MethodSpec(
     caveat="Resolution of the chosen layer only (e.g. 7×7 upsampled); misses evidence spread across regions.",
     reference=_REF, signed=False, params=(LAYER,), feature_layer=True,
     run=lambda bundle, x, selection, layer: gradcam(bundle, x, selection, layer=layer), support=_needs_spatial,
+    build=_build,
 ))
 register(MethodSpec(
     id="gradcam.guided", label="Guided Grad-CAM", family="CAM",
     summary="Guided backprop multiplied by Grad-CAM: fine detail, restricted to the class's regions.",
     caveat="Inherits guided backprop's insensitivity to the model's weights.",
     reference=_REF, signed=True, params=(LAYER,), feature_layer=True, run=_guided_gradcam,
-    support=_guided_support,
+    support=_guided_support, build=_build_guided,
 ))
 register(MethodSpec(
     id="gradcam.counterfactual", label="Counterfactual Grad-CAM", family="CAM",
@@ -127,5 +141,5 @@ register(MethodSpec(
     caveat="Shows what would raise the score if removed, not what the model looked at.",
     reference=_REF, signed=False, params=(LAYER,), feature_layer=True,
     run=lambda bundle, x, selection, layer: gradcam(bundle, x, selection, layer=layer, counterfactual=True),
-    support=_needs_spatial,
+    support=_needs_spatial, build=_build,
 ))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.methods._innvestigate import analyze, support_probe
+from xai_core.methods._innvestigate import analyze, analyzer_build, model_checks
 from xai_core.methods.base import MethodSpec, Param, Selection, register
 from xai_core.models.bundle import ModelBundle
 
@@ -35,7 +35,8 @@ register(MethodSpec(
     caveat="Defined for ReLU networks only; can come out empty when a linear head drops relevance.",
     reference=_REF, signed=False,
     run=lambda bundle, x, selection: analyze(bundle, "deep_taylor", "deep_taylor", x, selection),
-    support=support_probe("deep_taylor"), innvestigate_name="deep_taylor", relevance=True,
+    support=model_checks("deep_taylor"), build=analyzer_build("deep_taylor", "deep_taylor"),
+    innvestigate_name="deep_taylor", relevance=True,
 ))
 register(MethodSpec(
     id="deep_taylor.bounded", label="Deep Taylor (bounded input)", family="Deep Taylor",
@@ -45,6 +46,7 @@ register(MethodSpec(
     params=(Param("low", "float", None, "Lowest input value", "Empty = the model's black pixel value."),
             Param("high", "float", None, "Highest input value", "Empty = the model's white pixel value.")),
     run=_bounded,
-    support=support_probe("deep_taylor.bounded", lambda bundle: _bounds(bundle, None, None)),
+    support=model_checks("deep_taylor.bounded", lambda bundle: _bounds(bundle, None, None)),
+    build=analyzer_build("deep_taylor.bounded", "deep_taylor.bounded", _bounds),
     innvestigate_name="deep_taylor.bounded", relevance=True,
 ))

@@ -264,4 +264,5 @@ register(MethodSpec(
     reference="Shrikumar et al. 2017, Learning Important Features Through Propagating Activation Differences, "
               "ICML; Ancona et al. 2018, Towards better understanding of gradient-based attribution methods, ICLR.",
     params=(REFERENCE,), run=deeplift, support=deeplift_support,
+    build=lambda bundle, layer, **_params: _graph(bundle, layer),
 ))

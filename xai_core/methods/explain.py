@@ -1,8 +1,8 @@
 """The one entry point pages and tests use: ``explain(bundle, method_id, images, target, params)``.
 
 It validates everything a user can get wrong (method, parameters, layer, neuron, class), resolves the target
-into one neuron per image (or the top-k neurons of a layer), runs the method in batches, reduces channels
-and flags empty or non-finite maps.
+into one neuron per image (or the top-k neurons of a layer), builds the method once (:mod:`xai_core.methods.build`),
+runs it in batches, reduces channels and flags empty or non-finite maps.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from xai_core.errors import InvalidParameterError, UnsupportedMethodError
 from xai_core.methods.base import MethodSpec, Selection, get_method, require_supported
+from xai_core.methods.build import ensure_built
 from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
 TargetKind = Literal["predicted", "class", "neuron", "top_neurons"]
@@ -236,6 +237,7 @@ def explain(
     selections = selections if isinstance(selections, list) else [selections]
     k = len(selections)
     layer = selections[0].layer
+    ensure_built(bundle, method_id, resolved, layer)  # once per model, method, build parameters and layer
     x_all = np.repeat(x, k, axis=0)  # image-major: image 0 × K targets, image 1 × K targets, …
     idx_all = np.stack([s.indices for s in selections], axis=1).reshape(-1)
     total = len(x_all)

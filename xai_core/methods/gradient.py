@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.methods import steps
-from xai_core.methods._innvestigate import analyze, support_probe
+from xai_core.methods._innvestigate import analyze, analyzer_build, model_checks
 from xai_core.methods.base import MethodSpec, Param, Selection, register
 from xai_core.models.bundle import DEFAULT_BATCH_SIZE, ModelBundle
 
@@ -26,7 +26,7 @@ REFERENCE = Param(
     "reference", "choice", "black", "Reference input",
     "The input the attribution is measured against: a black image, the all-zero model input, or a "
     "mid-gray image.",
-    choices=("black", "zeros", "gray"),
+    choices=("black", "zeros", "gray"), builds=False,
 )
 
 
@@ -51,6 +51,10 @@ def score_gradient(bundle: ModelBundle, layer: str | None) -> tuple[Any, Any]:
         return idx, grad
 
     return bundle.cached(("score_gradient", layer), build)
+
+
+def _build_gradient(bundle: ModelBundle, layer: str | None, **_params: Any) -> Any:
+    return score_gradient(bundle, layer)
 
 
 def gradients(bundle: ModelBundle, x: np.ndarray, selection: Selection,
@@ -135,8 +139,8 @@ _SPECS = [
         reference="Simonyan et al. 2014, Deep Inside Convolutional Networks, arXiv:1312.6034.",
         params=(Param("postprocess", "choice", "none", "Post-processing",
                       "Keep the signed gradient, or take its absolute value or square.",
-                      choices=("none", "abs", "square")),),
-        run=_gradient, innvestigate_name="gradient",
+                      choices=("none", "abs", "square"), builds=False),),
+        run=_gradient, build=_build_gradient, innvestigate_name="gradient",
     ),
     MethodSpec(
         id="gradient.baseline", label="Gradient (TensorFlow autodiff)", family="Gradient",
@@ -144,21 +148,22 @@ _SPECS = [
         caveat="Same caveats as the gradient.",
         reference="Simonyan et al. 2014, arXiv:1312.6034.",
         run=partial(_plain, "gradient.baseline", "gradient.baseline"), innvestigate_name="gradient.baseline",
+        build=analyzer_build("gradient.baseline", "gradient.baseline"),
     ),
     MethodSpec(
         id="input_t_gradient", label="Input × Gradient", family="Gradient",
         summary="Gradient times input: a first-order estimate of each pixel's contribution to the score.",
         caveat="Zero wherever the input is zero (black pixels can never matter), whatever the model does.",
         reference="Shrikumar et al. 2016, Not Just a Black Box, arXiv:1605.01713.",
-        run=_input_t_gradient, innvestigate_name="input_t_gradient",
+        run=_input_t_gradient, build=_build_gradient, innvestigate_name="input_t_gradient",
     ),
     MethodSpec(
         id="deconvnet", label="DeconvNet", family="Gradient",
         summary="Projects the score back through the network, passing only positive signals at each ReLU.",
         caveat="Largely independent of the class and of the upper layers: looks like an edge detector.",
         reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, ECCV.",
-        run=partial(_plain, "deconvnet", "deconvnet"), support=support_probe("deconvnet"),
-        innvestigate_name="deconvnet",
+        run=partial(_plain, "deconvnet", "deconvnet"), support=model_checks("deconvnet"),
+        build=analyzer_build("deconvnet", "deconvnet"), innvestigate_name="deconvnet",
     ),
     MethodSpec(
         id="guided_backprop", label="Guided Backprop", family="Gradient",
@@ -166,8 +171,8 @@ _SPECS = [
         caveat="Barely changes when the model's weights are randomised (Adebayo et al. 2018): "
                "it reconstructs the image more than it explains the class.",
         reference="Springenberg et al. 2015, Striving for Simplicity, arXiv:1412.6806.",
-        run=partial(_plain, "guided_backprop", "guided_backprop"), support=support_probe("guided_backprop"),
-        innvestigate_name="guided_backprop",
+        run=partial(_plain, "guided_backprop", "guided_backprop"), support=model_checks("guided_backprop"),
+        build=analyzer_build("guided_backprop", "guided_backprop"), innvestigate_name="guided_backprop",
     ),
     MethodSpec(
         id="integrated_gradients", label="Integrated Gradients", family="Gradient",
@@ -176,8 +181,9 @@ _SPECS = [
         caveat="Depends on the reference: a black reference can never credit black pixels.",
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks, ICML.",
         params=(Param("steps", "int", 32, "Steps", "Points on the path; more is more exact and slower.",
-                      min=2, max=256, step=1), REFERENCE),
-        run=_integrated_gradients, innvestigate_name="integrated_gradients", augment_param="steps",
+                      min=2, max=256, step=1, builds=False), REFERENCE),
+        run=_integrated_gradients, build=_build_gradient, innvestigate_name="integrated_gradients",
+        augment_param="steps",
     ),
     MethodSpec(
         id="smoothgrad", label="SmoothGrad", family="Gradient",
@@ -185,14 +191,14 @@ _SPECS = [
         caveat="Too little noise keeps the speckle, too much blurs everything; the noise level matters.",
         reference="Smilkov et al. 2017, SmoothGrad: removing noise by adding noise, arXiv:1706.03825.",
         params=(
-            Param("samples", "int", 16, "Samples", "Noisy copies per image.", min=1, max=128, step=1),
+            Param("samples", "int", 16, "Samples", "Noisy copies per image.", min=1, max=128, step=1, builds=False),
             Param("noise_level", "float", 0.1, "Noise level",
                   "Noise std as a fraction of the input range (the paper suggests 0.1–0.2).",
                   min=0.0, max=1.0, step=0.01, builds=False),
             Param("seed", "int", 0, "Random seed", "Fixes the noise so maps are reproducible.",
                   min=0, max=2**31 - 1, step=1, builds=False),
         ),
-        run=_smoothgrad, innvestigate_name="gradient", augment_param="samples",
+        run=_smoothgrad, build=_build_gradient, innvestigate_name="gradient", augment_param="samples",
     ),
 ]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.methods._innvestigate import analyze, support_probe
+from xai_core.methods._innvestigate import analyze, analyzer_build, model_checks
 from xai_core.methods.base import MethodSpec, Param, RunFn, Selection, register
 from xai_core.models.bundle import ModelBundle
 
@@ -86,7 +86,8 @@ def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, 
     return MethodSpec(
         id=mid, label=label, family="LRP", summary=summary, caveat=caveat, reference=_REF, params=params,
         run=_runner(mid, name, to_kwargs), innvestigate_name=name, relevance=True, signed=signed,
-        support=support_probe(name, probe_kwargs, sum_rule=_sum_rule(name, {p.name: p.default for p in params})),
+        support=model_checks(name, probe_kwargs),
+        build=analyzer_build(mid, name, to_kwargs, sum_rule=lambda kwargs: _sum_rule(name, kwargs)),
     )
 
 

@@ -543,6 +543,7 @@ _SPECS = [
         caveat="Needs patterns fitted on data once per model; shows a signal estimate, not a contribution (it does "
                "not add up to the score), and patterns fitted on few or unlike images are unreliable.",
         reference=_REF, params=(ESTIMATOR,), run=_pattern_net, support=pattern_support, fitting=FITTING,
+        build=lambda bundle, layer, *, estimator: _backward_graph(bundle, "net", estimator, layer),
     ),
     MethodSpec(
         id="pattern.attribution", label="PatternAttribution", family="Pattern",
@@ -551,7 +552,8 @@ _SPECS = [
         caveat="Needs patterns fitted on data once per model; the map depends on that data (fit on images like "
                "the ones you explain). Not a local gradient: it can credit pixels the score is insensitive to.",
         reference=_REF, params=(ESTIMATOR,), run=_pattern_attribution, support=pattern_support,
-        fitting=FITTING,
+        fitting=FITTING, build=lambda bundle, layer, *, estimator: _backward_graph(bundle, "attribution", estimator,
+                                                                                  layer),
     ),
 ]
 

@@ -31,6 +31,11 @@ def reporting(callback: Callable[[str], None]) -> Iterator[None]:
         _REPORTER.reset(token)
 
 
+def current() -> Callable[[str], None] | None:
+    """The callback this thread's steps go to, if any (a builder that records steps passes them on to it)."""
+    return _REPORTER.get()
+
+
 def step(text: str) -> None:
     """Report that the build has reached ``text`` (a no-op unless someone is :func:`reporting`)."""
     callback = _REPORTER.get()

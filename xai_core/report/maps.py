@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
@@ -14,7 +13,7 @@ from xai_core.data.images import to_display
 from xai_core.methods import Explanation, MethodSpec
 from xai_core.models.bundle import ModelBundle
 from xai_core.report.document import Block, Chart, ColourScale, Details, Figure, Picture, Table
-from xai_core.viz.prediction_charts import predictions_chart, predictions_frame
+from xai_core.viz.prediction_charts import predictions_frame, predictions_grid_chart
 from xai_core.viz.render import NormMode, map_tiles, normalization_scale, normalize
 
 #: Most pictures in one row of a report figure (longer rows wrap).
@@ -141,20 +140,15 @@ def visualize_figure(columns: Sequence[ExplainedColumn], style: MapStyle) -> Fig
 
 def prediction_blocks(columns: Sequence[ExplainedColumn], names: Sequence[str], top_k: int,
                       selected: int | None = None) -> list[Block]:
-    """The page's prediction chart for every image and column, in one chart (two per row), and the numbers folded
-    below it. ``names``: each column's name as the page shows it."""
+    """The predictions of every image and column as the page's bars, in one chart (a panel per image · column), and
+    the numbers folded below it. ``names``: each column's name as the page shows it."""
     frames = [predictions_frame(np.stack([c.probs for c in col.cells]), col.bundle.class_names, top_k,
                                 [c.item.name for c in col.cells], name) for col, name in zip(columns, names)]
-    charts = []
-    for frame in frames:
-        for image, part in frame.groupby("image", sort=False):
-            title = f"{image} · {part['model'].iloc[0]}" if len(frames) > 1 else str(image)
-            charts.append(predictions_chart(part, selected).properties(title=title, width=260))
-    table = pd.concat(frames, ignore_index=True).assign(
-        probability=lambda d: [f"{p:.2%}" for p in d["probability"]])
-    chart = alt.concat(*charts, columns=2) if len(charts) > 1 else charts[0]
-    return [Chart(chart, f"Top-{top_k} class probabilities (the model's own output activation).",
-                  "Bars of the top class probabilities of every image; the numbers are in the table below."),
+    frame = pd.concat(frames, ignore_index=True)
+    table = frame.assign(probability=[f"{p:.2%}" for p in frame["probability"]])
+    return [Chart(predictions_grid_chart(frame, selected), f"Top-{top_k} class probabilities (the model's own output "
+                  "activation).", "Bars of the top class probabilities of every image; the numbers are in the table "
+                  "below."),
             Details("The predictions as numbers", (Table(table),))]
 
 

@@ -6,7 +6,8 @@ rest of the process (measured, docs/benchmarks.md "HTML report"); the app's serv
 button clicked now and then. It imports nothing of XAI Lens (and so not TensorFlow).
 
 stdin: JSON ``{"vl_version": "v6_4", "bundle": bool, "specs": [spec, …], "scale": float}``.
-stdout: JSON ``{"bundle": str | null, "png": [base64 | null, …], "errors": [str | null, …], "versions": {…}}``.
+stdout: JSON ``{"bundle": str | null, "png": [base64 | null, …], "errors": [str | null, …], "versions": {…},
+"peak_rss_mb": float}``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from __future__ import annotations
 import base64
 import json
 import sys
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (``VmHWM``; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return 0.0
 
 
 def main() -> None:
@@ -35,6 +45,7 @@ def main() -> None:
         except Exception as exc:  # one bad chart must not cost the others their fallback
             out["png"].append(None)
             out["errors"].append(f"{type(exc).__name__}: {str(exc)[:300]}")
+    out["peak_rss_mb"] = peak_rss_mb()
     json.dump(out, sys.stdout)
 
 

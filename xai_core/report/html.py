@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -148,8 +149,20 @@ class _Renderer:
     def __init__(self, report: Report) -> None:
         charts = [b for b in report.blocks() if isinstance(b, Chart)]
         self.specs = [spec_of(c.chart) for c in charts]
-        self.converted: Converted = convert(self.specs)
+        # the converter subprocess runs while the pictures are encoded; the first chart waits for it
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="xai-lens-report")
+        self._pending: Future[Converted] | None = self._pool.submit(convert, self.specs)
+        self._converted: Converted | None = None
         self.chart_index = 0
+
+    @property
+    def converted(self) -> Converted:
+        if self._converted is None:
+            assert self._pending is not None
+            self._converted = self._pending.result()
+            self._pending = None
+            self._pool.shutdown(wait=False)
+        return self._converted
 
     def block(self, b: object) -> Iterator[str]:
         if isinstance(b, Text):

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -74,6 +75,8 @@ class Converted:
     script: str
     png: list[bytes | None]
     problems: list[str] = field(default_factory=list)
+    peak_rss_mb: float = 0.0  # of the converter subprocess (0 when none ran)
+    seconds: float = 0.0  # wall time of the converter subprocess
 
 
 def _cached_script() -> str | None:
@@ -113,6 +116,7 @@ def convert(specs: list[dict[str, Any]], scale: float = PNG_SCALE, timeout: floa
     if script is not None and not specs:
         return Converted(script, [])
     request = {"vl_version": vl_version(), "bundle": script is None, "specs": specs, "scale": scale}
+    start = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-I", str(WORKER)], input=json.dumps(request), capture_output=True,
                               text=True, timeout=timeout, check=False)
@@ -128,7 +132,8 @@ def convert(specs: list[dict[str, Any]], scale: float = PNG_SCALE, timeout: floa
     png = [None if b is None else base64.b64decode(b) for b in answer.get("png", [])]
     problems = sorted({e for e in answer.get("errors", []) if e})
     return Converted(script or "", png + [None] * (len(specs) - len(png)),
-                     [f"a chart's PNG could not be drawn ({p})" for p in problems])
+                     [f"a chart's PNG could not be drawn ({p})" for p in problems], float(answer.get("peak_rss_mb", 0)),
+                     time.perf_counter() - start)
 
 
 def prepare_script(timeout: float = TIMEOUT_S) -> bool:

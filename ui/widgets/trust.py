@@ -22,10 +22,10 @@ from xai_core.methods import Target, get_method
 from xai_core.quality import METRICS
 from xai_core.quality.report import HOW_TO_READ, TrustReport, measures_by_image
 from xai_core.quality.sanity import demo_sanity
-from xai_core.report.trust import WorstShown
+from xai_core.report.trust import WorstShown, worst_picture
 from xai_core.report.visualize import MapChecks
 from xai_core.viz.quality_charts import curves_chart
-from xai_core.viz.render import normalize, overlay, upscale
+from xai_core.viz.render import upscale
 
 STEPS = (10, 20, 50)
 
@@ -138,8 +138,7 @@ def worst_cards(model_key: str, dataset: Dataset, method_id: str, metric: str, w
                 col.image(upscale(to_display(pixels), 112), width="stretch")
                 col.caption(error or "")
                 continue
-            drawn = normalize(expl.maps[0, 0], spec.signed, "percentile", 99.5)
-            picture = overlay(to_display(pixels), drawn, spec.signed, alpha=0.6)
+            picture = worst_picture(pixels, expl.maps[0, 0], spec.signed)
             col.image(upscale(picture, 112), width="stretch")
             col.caption(caption := f"{name} · {expl.labels[0][0]}  \n{label}: **{value:.3f}**")
             pictures.append((caption, picture))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from xai_core.data.images import to_display
 from xai_core.methods import get_method
 from xai_core.models.bundle import ModelBundle
 from xai_core.quality import METRICS, SanityResult, leaderboard
@@ -19,6 +20,7 @@ from xai_core.report.document import Block, Chart, Facts, Figure, Picture, Repor
 from xai_core.report.facts import method_blocks, model_blocks, reproduce_section
 from xai_core.report.summary import leaderboard_line
 from xai_core.viz.quality_charts import dataset_chart, leaderboard_chart, sanity_chart
+from xai_core.viz.render import normalize, overlay
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class WorstShown:
     method: str
     metric: str
     pictures: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+def worst_picture(pixels: np.ndarray, heat: np.ndarray, signed: bool) -> np.ndarray:
+    """A worst image as the Trust page draws it: its map (normalised to the 99.5th percentile) over the image, uint8
+    RGB at the model's input size."""
+    return overlay(to_display(pixels), normalize(heat, signed, "percentile", 99.5), signed, alpha=0.6)
 
 
 @dataclass(frozen=True)

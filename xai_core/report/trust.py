@@ -117,8 +117,9 @@ def sanity_section(run: SanityRun) -> Section:
                ("randomised models", f"{len(r.frame['step'].unique()) - 1}, down to all {len(r.layers)} layers "
                                      "with weights"), ("random weights seed", str(r.seed)),
                ("flag", f"insensitive when the mean rank correlation over the cascade exceeds {r.threshold:.2f}"))),
-        Chart(sanity_chart(r.frame, r.threshold), "Rank correlation with the original maps as layers are "
-              "randomised from the top down: one point per image, the mean as a line, the flag as a dashed rule.",
+        Chart(sanity_chart(r.frame, r.threshold).properties(width=max(240, 60 * len(r.layers))),
+              "Rank correlation with the original maps as layers are randomised from the top down: one point per "
+              "image, the mean as a line, the flag as a dashed rule.",
               "Rank correlation per randomised layer; the numbers are in the table below."),
         Table(r.summary(), caption="Per step of the cascade.")]
     return Section("Sanity check", tuple(blocks))

@@ -201,3 +201,35 @@ def test_trust_report_holds_every_check_that_ran(tiny, images):
         assert f"**{best['label']}** is best ({best['mean']:.2f} ± {best['sd']:.2f})" in line
     with pytest.raises(ValueError):
         trust_document(TrustRuns())
+
+
+def test_model_facts_name_the_file_and_how_the_model_reads_its_input():
+    import hashlib
+
+    from xai_core.models.demo import DEMO_MODELS, load_demo_model
+    from xai_core.report.document import Facts
+    from xai_core.report.facts import file_sha256, model_blocks
+
+    bundle = load_demo_model("digits_cnn")
+    assert file_sha256(bundle) == hashlib.sha256(DEMO_MODELS["digits_cnn"].path.read_bytes()).hexdigest()
+    facts = dict(next(b for b in model_blocks(bundle) if isinstance(b, Facts)).rows)
+    assert facts["input"].startswith("32×32×1") and facts["preprocessing"].startswith("*unit*: pixels / 255")
+    assert facts["held-out accuracy"].startswith(f"{DEMO_MODELS['digits_cnn'].test_accuracy:.1%}")
+    assert "seed 0" in facts["trained on"] and f"{bundle.num_params:,} parameters" in facts["size"]
+
+
+def test_top_neurons_and_a_failed_map_are_laid_out_as_on_the_page(tiny, tiny_items):
+    from ui.explanations import Cell
+
+    column = explained_column(tiny, "gradient", tiny_items[:2], Target.top_neurons("conv2", 4))
+    first = column.cells[0]
+    column.cells[1] = Cell(column.cells[1].item, "x", column.cells[1].x, column.cells[1].probs, None,
+                           "Gradient on tiny: something a person can act on.")
+    report = visualize_report([column], Target.top_neurons("conv2", 4), STYLE, "center-crop")
+    doc = parse(render_html(report))
+    pictures = [i for i in doc.images() if i.get("class") not in ("fallback",) and "colour scale" not in i["alt"]]
+    assert len(pictures) == 1 + 4 * 2 + 1  # input + 4 neurons × (heatmap, overlay); the failed cell: its input
+    assert [i["alt"].split(" · ")[0] for i in pictures[1:9:2]] == ["heatmap"] * 4
+    assert all(label in doc.plain for label in first.expl.labels[0])
+    assert "no map" in doc.plain and "something a person can act on" in doc.plain
+    assert "the 4 most activated neurons of layer conv2" in report.summary[0]

@@ -14,7 +14,7 @@ from xai_core.analysis import agreement as ag
 from xai_core.data.images import to_display
 from xai_core.methods import Target
 from xai_core.quality import cascading_randomization, leaderboard, metric_frame, trust_report
-from xai_core.report import MAX_MAPS, Chart, Section, Text, over_limit, render_html
+from xai_core.report import MAX_MAPS, Chart, Section, Text, over_limit, page_report, render_html
 from xai_core.report.compare import compare_report
 from xai_core.report.facts import LIBRARIES, REPO_ROOT, xai_lens_version
 from xai_core.report.trust import LocalisationRun, SanityRun, ScaleRun, TrustRuns
@@ -166,6 +166,11 @@ def test_a_new_section_is_one_function_away(visualize_case):
     assert [s.title for s in report.sections].index("Strategies") == [s.title for s in report.sections].index(
         "Models") - 1
     assert "Strategy: least sure first." in doc.plain and ("section", {"id": "strategies"}) in doc.tags
+    own = page_report("Suggest: strategies", "Suggest", [Section("Strategies", (Text("Least sure first."),))],
+                      ["One strategy."], settings=[("data set", "digits")])
+    assert [s.title for s in own.sections] == ["Strategies", "Reproduce"]
+    plain = parse(render_html(own)).plain
+    assert "pageSuggest" in plain and "data setdigits" in plain and "random seedsnone used" in plain
 
 
 def test_8_images_by_3_methods_at_224_pixels_stay_under_5_mb(bundle_224):

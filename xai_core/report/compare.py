@@ -11,8 +11,9 @@ import pandas as pd
 from xai_core.analysis import agreement as ag
 from xai_core.methods import Target
 from xai_core.report.document import Block, Chart, Details, Figure, Picture, Report, Section, Table, Text
-from xai_core.report.facts import describe_target, method_blocks, model_blocks, reproduce_section, seeds
-from xai_core.report.maps import ExplainedColumn, MapStyle, colour_scale, prediction_blocks, warning_lines
+from xai_core.report.facts import describe_target
+from xai_core.report.maps import ExplainedColumn, MapStyle, colour_scale, display_text, prediction_blocks, warning_lines
+from xai_core.report.page import page_report
 from xai_core.report.summary import agreement_lines, prediction_line
 from xai_core.viz.agreement_charts import agreement_chart
 from xai_core.viz.render import VIEWS, map_tiles, normalization_scale
@@ -103,26 +104,16 @@ def compare_report(grid: Sequence[ExplainedColumn], names: Sequence[str],
     if warnings:
         summary.append(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} about the maps (see *Maps*).")
 
-    methods: list[Block] = []
-    random: list[tuple[str, str]] = []
-    for col in {col.spec.id: col for col in grid}.values():
-        params = next((c.expl.params for c in col.cells if c.expl is not None), col.params)
-        methods += [Text(f"**{col.spec.label}**"), *method_blocks(col.spec, params, chosen)]
-        random += seeds(col.spec, params)
-    models: list[Block] = []
-    for col in {id(c.bundle): c for c in grid}.values():
-        models += [Text(f"**{col.bundle.name}**"), *model_blocks(col.bundle)]
-    settings = [("page", f"Compare Models ({'models side by side' if mode == 'models' else 'method grid'})"),
-                ("images", ", ".join(images)), ("fit to the model's input", fit), ("target", chosen),
-                ("agreement", f"top-{k:g} %, pixels ranked by {ag.RANK_BY[by]}"),
-                ("display", f"{style.view}, colour map {style.cmap}, normalised by {style.norm}")]
+    methods = [(col.spec, next((c.expl.params for c in col.cells if c.expl is not None), col.params))
+               for col in {col.spec.id: col for col in grid}.values()]
+    settings = [("mode", "models side by side" if mode == "models" else "method grid"), ("images", ", ".join(images)),
+                ("fit to the model's input", fit), ("target", chosen),
+                ("agreement", f"top-{k:g} %, pixels ranked by {ag.RANK_BY[by]}"), ("display", display_text(style))]
     sections = (Section("Maps", (*[Text(w, "warning") for w in warnings],
                                  grid_figure(grid, names, maps, pictures, style, mode))),
                 Section("Agreement", tuple(agreement_blocks(frame, names, k, by))),
-                Section("Predictions", tuple(prediction_blocks(shown, shown_names, style.top_k))),
-                Section("Methods" if mode == "methods" else "Method", tuple(methods)),
-                Section("Models", tuple(models)),
-                reproduce_section(settings, random))
+                Section("Predictions", tuple(prediction_blocks(shown, shown_names, style.top_k))))
     title = f"Compare Models: {', '.join(names)}"
-    return Report(title if len(title) <= 90 else f"Compare Models: {len(names)} {what}", "Compare Models",
-                  tuple(summary), sections)
+    return page_report(title if len(title) <= 90 else f"Compare Models: {len(names)} {what}", "Compare Models",
+                       sections, summary, methods=methods, models=[c.bundle for c in grid], target=chosen,
+                       settings=settings)

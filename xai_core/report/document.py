@@ -1,9 +1,11 @@
 """What a report is made of: typed blocks in titled sections, with the plain-language summary on top.
 
-A page's report builder (:mod:`xai_core.report.pages`) turns the results the page rendered into a :class:`Report`;
-:func:`xai_core.report.html.render_html` turns any report into one self-contained HTML file. A new kind of finding
-(e.g. Suggest's strategies) is one function returning a :class:`Section` (and its summary lines), added with
-:meth:`Report.with_section`: the renderer, the limits and the tests need no change.
+A page's report builder (``xai_core.report.visualize``, ``compare``, ``trust``) turns the results the page rendered
+into a :class:`Report`; :func:`xai_core.report.html.render_html` turns any report into one self-contained HTML file.
+A new kind of finding (e.g. Suggest's strategies) is one function returning a :class:`Section` and its summary
+lines: added to a page's report with :meth:`Report.with_section`, or made a report of its own with
+:func:`xai_core.report.page_report` (which adds the methods, models and reproduce sections). The renderer, the
+limits and the offline tests need no change.
 """
 
 from __future__ import annotations

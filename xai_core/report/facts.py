@@ -194,3 +194,20 @@ def reproduce_section(settings: Sequence[tuple[str, str]], random: Sequence[tupl
         Text("Open the same page at this commit with the same models, images and settings: every map is "
              "deterministic given these (methods with randomness take the seeds listed).", "note")]
     return Section("Reproduce", tuple(blocks))
+
+
+def methods_section(methods: Sequence[tuple[MethodSpec, dict[str, Any]]],
+                    target: Target | str | None = None) -> Section:
+    """One card per method (its parameters as used), under a heading each when there are several."""
+    blocks: list[Block] = []
+    for spec, params in methods:
+        blocks += [*([Text(f"**{spec.label}**")] if len(methods) > 1 else []), *method_blocks(spec, params, target)]
+    return Section("Methods" if len(methods) > 1 else "Method", tuple(blocks))
+
+
+def models_section(bundles: Sequence[ModelBundle]) -> Section:
+    """Every model's facts, each under its name (a model given twice is listed once)."""
+    blocks: list[Block] = []
+    for bundle in {id(b): b for b in bundles}.values():
+        blocks += [Text(f"**{bundle.name}**"), *model_blocks(bundle)]
+    return Section("Models", tuple(blocks))

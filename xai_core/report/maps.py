@@ -83,6 +83,13 @@ def scale_meaning(style: MapStyle, signed: bool) -> str:
                                                                                " (negative values not drawn)")
 
 
+def display_text(style: MapStyle) -> str:
+    """The display settings in words (for the reproduce section)."""
+    norm = style.norm + (f" {style.percentile:g}" if style.norm == "percentile" else "")
+    return (f"{style.view}, colour map {style.cmap}, opacity {style.alpha:g}, normalised by {norm}"
+            f"{', one scale per model' if style.shared else ''}")
+
+
 def colour_scale(style: MapStyle, signed: bool) -> ColourScale:
     return ColourScale(style.cmap, signed, scale_meaning(style, signed))
 

@@ -17,7 +17,7 @@ from xai_core.quality.localisation import HOW_TO_READ as LOCALISATION_HOW_TO_REA
 from xai_core.quality.report import HOW_TO_READ as CURVES_HOW_TO_READ
 from xai_core.quality.sanity import HOW_TO_READ as SANITY_HOW_TO_READ
 from xai_core.report.document import Block, Chart, Facts, Figure, Picture, Report, Section, Table, Text
-from xai_core.report.facts import method_blocks, model_blocks, reproduce_section
+from xai_core.report.page import page_report
 from xai_core.report.summary import leaderboard_line
 from xai_core.viz.quality_charts import dataset_chart, leaderboard_chart, sanity_chart
 from xai_core.viz.render import normalize, overlay
@@ -146,7 +146,7 @@ def trust_report(runs: TrustRuns) -> Report:
         raise ValueError("a Trust report needs at least one check that ran")
     sections: list[Section] = []
     summary: list[str] = []
-    settings: list[tuple[str, str]] = [("page", "Trust")]
+    settings: list[tuple[str, str]] = []
     random: list[tuple[str, str]] = []
     methods: dict[str, None] = {}
     bundles: dict[int, ModelBundle] = {}
@@ -170,14 +170,8 @@ def trust_report(runs: TrustRuns) -> Report:
         random += [("data-set scale: image sample", str(sc.seed)),
                    ("data-set scale: random pixel order of deletion / insertion", str(sc.seed))]
         settings.append(("data-set scale", f"{sc.dataset}, {sc.n} images, metric {METRICS[sc.metric].label}"))
-    cards: list[Block] = []
-    for mid in methods:
-        spec = get_method(mid)
-        cards += [Text(f"**{spec.label}**"), *method_blocks(spec, spec.resolve_params(None), "see each check")]
-    models: list[Block] = []
-    for bundle in bundles.values():
-        models += [Text(f"**{bundle.name}**"), *model_blocks(bundle)]
-    sections += [Section("Methods", tuple(cards)), Section("Models", tuple(models)),
-                 reproduce_section(settings, random)]
-    return Report(f"Trust: {len(sections) - 3} check{'s' if len(sections) > 4 else ''} of {len(methods)} method"
-                  f"{'s' if len(methods) != 1 else ''}", "Trust", tuple(summary), tuple(sections))
+    specs = [get_method(mid) for mid in methods]
+    return page_report(f"Trust: {len(sections)} check{'s' if len(sections) > 1 else ''} of {len(specs)} method"
+                       f"{'s' if len(specs) != 1 else ''}", "Trust", sections, summary,
+                       methods=[(spec, spec.resolve_params(None)) for spec in specs], models=list(bundles.values()),
+                       target="see each check (the methods run at their defaults)", settings=settings, random=random)

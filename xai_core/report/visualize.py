@@ -11,14 +11,16 @@ import numpy as np
 from xai_core.methods import Target
 from xai_core.quality.report import HOW_TO_READ, TrustReport, measures_by_image
 from xai_core.report.document import Block, Chart, Report, Section, Table, Text
-from xai_core.report.facts import describe_target, method_blocks, model_blocks, reproduce_section, seeds
+from xai_core.report.facts import describe_target
 from xai_core.report.maps import (
     ExplainedColumn,
     MapStyle,
+    display_text,
     prediction_blocks,
     visualize_figure,
     warning_lines,
 )
+from xai_core.report.page import page_report
 from xai_core.report.summary import prediction_line
 from xai_core.viz.quality_charts import curves_chart
 
@@ -82,22 +84,13 @@ def visualize_report(columns: Sequence[ExplainedColumn], target: Target, style: 
     maps += [Text(w, "warning") for w in warnings]
     maps.append(visualize_figure(columns, style))
     selected = target.index if target.kind == "class" else None
-    models: list[Block] = []
-    for col in {id(c.bundle): c for c in columns}.values():
-        models += [Text(f"**{col.bundle.name}**"), *model_blocks(col.bundle)]
-    settings = [("page", "Visualize"), ("images", ", ".join(images)), ("fit to the model's input", fit),
-                ("target", chosen),
-                ("display", f"{style.view}, colour map {style.cmap}, opacity {style.alpha:g}, normalised by "
-                            f"{style.norm}{f' {style.percentile:g}' if style.norm == 'percentile' else ''}"
-                            f"{', one scale per model' if style.shared else ''}")]
-    random = seeds(spec, params)
-    for model, report in (checks.reports if checks else ()):
-        random.append((f"{model}: random pixel order of deletion / insertion", str(report.curves.settings.get("seed"))))
+    settings = [("images", ", ".join(images)), ("fit to the model's input", fit), ("target", chosen),
+                ("display", display_text(style))]
+    random = [(f"{model}: random pixel order of deletion / insertion", str(report.curves.settings.get("seed")))
+              for model, report in (checks.reports if checks else ())]
     sections = (Section("Maps", tuple(maps)),
                 Section("Predictions", tuple(prediction_blocks(columns, names, style.top_k, selected))),
-                Section("Method", tuple(method_blocks(spec, params, chosen))),
-                checks_section(checks),
-                Section("Models", tuple(models)),
-                reproduce_section(settings, random))
-    return Report(f"Visualize: {spec.label} on {len(images)} image{'s' if len(images) != 1 else ''}", "Visualize",
-                  tuple(summary), sections)
+                checks_section(checks))
+    return page_report(f"Visualize: {spec.label} on {len(images)} image{'s' if len(images) != 1 else ''}",
+                       "Visualize", sections, summary, methods=[(spec, params)], models=[c.bundle for c in columns],
+                       target=chosen, settings=settings, random=random)

@@ -43,7 +43,8 @@ def test_predictions_grid_chart_has_a_panel_per_image_and_model_with_its_own_cla
     assert [r["panel"] for r in rows[:4]] == ["x · M1", "x · M1", "y · M1", "y · M1"]
     assert spec["facet"]["field"] == "panel" and spec["facet"]["sort"] == ["x · M1", "y · M1", "x · M2", "y · M2"]
     assert spec["resolve"]["scale"]["y"] == "independent"  # each panel lists its own top classes
-    assert spec["spec"]["layer"][0]["encoding"]["y"]["sort"] == {"field": "rank", "order": "ascending"}
+    # "min": the only order Vega-Lite keeps when the layers' domains are unioned (else it sorts by name)
+    assert spec["spec"]["layer"][0]["encoding"]["y"]["sort"] == {"field": "rank", "op": "min", "order": "ascending"}
     assert [r["is_target"] for r in rows if r["panel"] == "x · M1"] == [False, True]  # class 2 is "c"
     one_model = predictions_grid_chart(predictions_frame(probs, ["a", "b", "c"], k=2, image_names=["x", "y"])).to_dict()
     assert one_model["facet"]["sort"] == ["x", "y"]

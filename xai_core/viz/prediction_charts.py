@@ -78,7 +78,7 @@ def predictions_grid_chart(df: pd.DataFrame, selected: int | None = None, column
     data = df.assign(panel=panel, label=label, shown=df["probability"].clip(lower=MIN_BAR),
                      is_target=df["class_index"] == selected if selected is not None else False)
     base = alt.Chart().encode(
-        y=alt.Y("label:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None,
+        y=alt.Y("label:N", sort=alt.EncodingSortField("rank", op="min", order="ascending"), title=None,
                 axis=alt.Axis(labelLimit=200)),
         x=alt.X("shown:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip("panel:N", title="image"), alt.Tooltip("class_name:N", title="class"),

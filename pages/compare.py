@@ -13,6 +13,7 @@ from ui.cache import dataset_predictions, display_input, gallery, model_input
 from ui.explanations import explain_grid
 from ui.feedback import run_safely
 from ui.page import page_header
+from ui.report import report_button
 from ui.state import init_state, keep_valid
 from ui.widgets.datasets import dataset_picker
 from ui.widgets.display import display_settings
@@ -24,6 +25,7 @@ from ui.widgets.typed import radio, segmented
 from xai_core.analysis import agreement as ag
 from xai_core.data.inputs import unique
 from xai_core.methods import Target, common_methods
+from xai_core.report.compare import compare_report
 from xai_core.viz.agreement_charts import accuracy_chart, agreement_chart, selected_pair
 from xai_core.viz.exports import predictions_csv, slug
 from xai_core.viz.prediction_charts import predictions_frame
@@ -169,7 +171,7 @@ for i, item in enumerate(items):
 # ------------------------------------------------------------------------------------------- downloads
 st.divider()
 stem = f"xai-lens_compare_{mode}_{slug('-'.join(names))}"
-d1, d2, d3 = st.columns(3)
+d1, d2, d3, d4 = st.columns(4)
 d1.download_button("Grid (PNG)", data=lambda: png_bytes(compose_grid(grid_rows, grid_captions)),
                    file_name=f"{stem}.png", mime="image/png", icon=":material/grid_view:", width="stretch")
 numbers = frame.assign(top_k_percent=k, rank_by=by, method=", ".join(s.label for _, s, _ in columns), fit=fit)
@@ -179,6 +181,8 @@ frames = [predictions_frame(np.stack([c.probs for c in column.cells]), column.bu
                             [item.name for item in items], n) for n, column in zip(names, grid)]
 d3.download_button("Predictions (CSV)", data=partial(predictions_csv, frames), file_name=f"{stem}_predictions.csv",
                    mime="text/csv", icon=":material/table:", width="stretch")
+report_button(PAGE, partial(compare_report, grid, names, maps, pictures, frame, disp, mode=mode, target=target, fit=fit,
+                            k=k, by=by), f"{stem}.html", where=d4, columns=grid)
 
 # ------------------------------------------------------------------------------------------- over a data set
 if mode != "models":

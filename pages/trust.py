@@ -11,6 +11,7 @@ from ui.router import through_router  # isort: skip
 from ui.cache import demo_set, get_model, localisation_frame, quality_frame, sanity_check
 from ui.feedback import run_safely
 from ui.format import label_of
+from ui.report import report_button
 from ui.state import init_state, keep_valid, open_in_visualize
 from ui.widgets.datasets import dataset_picker
 from ui.widgets.models import demo_model_keys, model_select
@@ -22,6 +23,9 @@ from xai_core.methods import methods_for, ready_methods
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import DEMO_MODELS
 from xai_core.quality import METRICS, leaderboard, worst_images
+from xai_core.quality.localisation import HOW_TO_READ as LOCALISATION_HOW_TO_READ
+from xai_core.quality.sanity import HOW_TO_READ as SANITY_HOW_TO_READ
+from xai_core.report.trust import LocalisationRun, SanityRun, ScaleRun, TrustRuns, WorstShown, trust_report
 from xai_core.viz.quality_charts import (
     DATASET_METHOD,
     QUALITY_METHOD,
@@ -67,22 +71,24 @@ def method_choice(name: str, allowed: list[str], defaults: tuple[str, ...]) -> l
 
 
 def worst_block(name: str, model_key: str, dataset: Dataset, frame: pd.DataFrame, methods: list[str],
-                metric: str, explained: str = "predicted") -> None:
+                metric: str, explained: str = "predicted") -> WorstShown:
     """The method to inspect (a bar click picks it), its worst images with their maps and scores, and a button
-    opening them in Visualize."""
+    opening them in Visualize; returns what it showed."""
     key = f"{PAGE}.{name}.method"
     keep_valid(key, methods, methods[0])
     method = st.selectbox("Worst images of", methods, key=key, format_func=label_of,
                           help="Click a bar of the chart to choose a method.")
     st.caption(f"Where {label_of(method)} scores worst on *{METRICS[metric].label}*: each image with its map (for "
                f"{'the labelled class' if explained == 'label' else 'the predicted class'}) and its score.")
-    indices = worst_cards(model_key, dataset, method, metric, worst_images(frame, method, metric, k=6), explained)
+    indices, shown = worst_cards(model_key, dataset, method, metric, worst_images(frame, method, metric, k=6),
+                                 explained)
     if indices and st.button(f"Open these {len(indices)} images in Visualize", key=f"{PAGE}.{name}.send",
                              icon=":material/image_search:"):
         pixels = run_safely(lambda: dataset.read(indices), "Reading the images")
         if pixels is not None:
             open_in_visualize([make_record(p, dataset.ids[i]) for i, p in zip(indices, pixels)], models=[model_key],
                               method=method, switch=True)
+    return shown
 
 
 through_router()
@@ -91,11 +97,10 @@ st.caption("An explanation is a claim about the model. These checks test the cla
            "(localisation), does it change when the model is destroyed (sanity check), does removing what it "
            "highlights destroy the prediction (deletion / insertion)? Every check runs only when you ask.")
 tab_loc, tab_sanity, tab_scale = st.tabs(["Localisation leaderboard", "Sanity check", "Data-set scale"])
+runs = TrustRuns()  # what this run computed, for the report
 
 with tab_loc:
-    st.caption("On the demo shapes set every object's exact mask is known. **Pointing game**: is the map's maximum on "
-               "the object (± a margin; Zhang et al. 2018)? **Relevance mass**: the share of positive relevance on the "
-               "object (Arras et al. 2022). Each image is explained for its true class.")
+    st.caption(LOCALISATION_HOW_TO_READ)
     shapes_keys = [f"demo:{m.id}" for m in DEMO_MODELS.values() if m.dataset == "shapes"]
     c1, c2, c3 = st.columns([3, 2, 2])
     keep_valid(f"{PAGE}.loc.model", shapes_keys, shapes_keys[0])
@@ -107,7 +112,7 @@ with tab_loc:
                        help="Zhang et al. allow 15 pixels on 224-pixel images: 4 pixels on these 64-pixel images.")
     bundle = run_safely(lambda: get_model(loc_model), "Loading the model")
     methods = method_choice("loc", runnable(bundle, loc_model), LOC_METHODS) if bundle else []
-    if methods and requested("loc", (loc_model, tuple(methods), n_loc, margin), "Compute the leaderboard"):
+    if bundle and methods and requested("loc", (loc_model, tuple(methods), n_loc, margin), "Compute the leaderboard"):
         frame = run_safely(lambda: localisation_frame(loc_model, methods, n_loc, margin=margin), "Localisation")
         if frame is not None:
             for col, metric in zip(st.columns(2, gap="large"), ("pointing_game", "relevance_mass")):
@@ -115,12 +120,11 @@ with tab_loc:
                 col.markdown(f"**{METRICS[metric].label}** · mean ± sd over {n_loc} images")
                 col.altair_chart(leaderboard_chart(leaderboard(frame, metric)), key=chart_key, width="stretch",
                                  on_select=partial(on_method_click, chart_key, f"{PAGE}.loc.method", QUALITY_METHOD))
-            worst_block("loc", loc_model, demo_dataset("shapes"), frame, methods, "relevance_mass", "label")
+            runs.localisation = LocalisationRun(bundle, frame, n_loc, margin, worst=worst_block(
+                "loc", loc_model, demo_dataset("shapes"), frame, methods, "relevance_mass", "label"))
 
 with tab_sanity:
-    st.caption("Cascading randomisation (Adebayo et al. 2018): the layers' weights are re-initialised from the top "
-               "down, one more layer per step, and the maps are compared with the original ones (Spearman rank "
-               "correlation). A map that barely changes while the model is destroyed shows the image, not the model.")
+    st.caption(SANITY_HOW_TO_READ)
     keys = list(demo_model_keys())
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     keep_valid(f"{PAGE}.san.model", keys, keys[0])
@@ -142,6 +146,7 @@ with tab_sanity:
             result = run_safely(partial(sanity_check, san_model, method, {}, f"{demo_name}/test[:{n_san}]", images,
                                         max_steps or None), "Sanity check")
             if result is not None:
+                runs.sanity = SanityRun(bundle, result, f"{demo_name}/test[:{n_san}]")
                 (st.warning if result.insensitive else st.success)(result.verdict)
                 st.altair_chart(sanity_chart(result.frame, result.threshold), width="stretch")
                 st.dataframe(result.summary(), hide_index=True, column_config={
@@ -181,6 +186,12 @@ with tab_scale:
                 chart_key = f"{PAGE}.ds.chart"
                 st.altair_chart(dataset_chart(board), key=chart_key, width="stretch",
                                 on_select=partial(on_method_click, chart_key, f"{PAGE}.ds.method", DATASET_METHOD))
-                worst_block("ds", ds_model, dataset, frame, list(board["method"]), metric, target)
+                runs.scale = ScaleRun(bundle, dataset.name, frame, metric, n_ds, seed, target, steps, worst_block(
+                    "ds", ds_model, dataset, frame, list(board["method"]), metric, target))
             elif frame is not None:
                 st.info(f"No method here has a value for {METRICS[metric].label}.", icon=":material/info:")
+
+st.divider()
+report_button(PAGE, partial(trust_report, runs), "xai-lens_trust.html", disabled=not runs.any())
+st.caption("The report holds the checks computed above in this run." if runs.any() else
+           "Run a check above to download its report (HTML).")

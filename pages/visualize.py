@@ -12,6 +12,7 @@ from ui.router import through_router  # isort: skip
 from ui.cache import model_input
 from ui.explanations import explain_grid
 from ui.page import page_header
+from ui.report import report_button
 from ui.state import apply_visualize_request
 from ui.widgets.display import display_image, display_settings
 from ui.widgets.fitting import fitting_ready
@@ -21,6 +22,8 @@ from ui.widgets.models import loaded_models, model_picker
 from ui.widgets.trust import trust_panel
 from xai_core.data.images import to_display
 from xai_core.methods import common_methods
+from xai_core.report.facts import describe_target
+from xai_core.report.visualize import visualize_report
 from xai_core.viz.exports import maps_npz, predictions_csv, slug, stack_explanations
 from xai_core.viz.prediction_charts import predictions_chart, predictions_frame
 from xai_core.viz.render import VIEWS, compose_grid, map_tiles, png_bytes
@@ -76,10 +79,7 @@ for column in columns:
 # ------------------------------------------------------------------------------------------- results
 k_maps = max((len(n) for ns in norms for n in ns if n is not None), default=1)
 per_line = (2 if disp.view == VIEWS[0] else 1) * math.isqrt(k_maps)
-target_text = {"predicted": "each image's predicted class", "class": "the chosen class",
-               "neuron": f"neuron {target.index} of layer {target.layer}",
-               "top_neurons": f"the {target.k} most activated neurons of layer {target.layer}"}[target.kind]
-st.subheader(f"Why? {spec.label} for {target_text}")
+st.subheader(f"Why? {spec.label} for {describe_target(target)}")
 st.caption("Click a bar of a prediction chart to explain that class.")
 grid_rows, grid_captions = [], []
 for i, item in enumerate(items):  # one row per image and model: model input | maps | predictions
@@ -120,12 +120,12 @@ for i, item in enumerate(items):  # one row per image and model: model input | m
     grid_rows += image_rows
     grid_captions += image_captions
 
-trust_panel(PAGE, columns, target)  # "Can I trust this map?" (on demand)
+checks = trust_panel(PAGE, columns, target)  # "Can I trust this map?" (on demand)
 
 # ------------------------------------------------------------------------------------------- downloads
 st.divider()
 stem = f"xai-lens_{slug(spec.id)}_{target.kind}"
-d1, d2, d3 = st.columns(3)
+d1, d2, d3, d4 = st.columns(4)
 d1.download_button("Grid (PNG)", data=partial(grid_png, grid_rows, grid_captions), file_name=f"{stem}.png",
                    mime="image/png", icon=":material/grid_view:", width="stretch")
 npz_input = {c.bundle.name: ([cell.item.name for cell in c.explained],
@@ -138,3 +138,5 @@ frames = [predictions_frame(np.stack([cell.probs for cell in c.cells]), c.bundle
                             [item.name for item in items], c.bundle.name) for c in columns]
 d3.download_button("Predictions (CSV)", data=partial(predictions_csv, frames), file_name=f"{stem}_predictions.csv",
                    mime="text/csv", icon=":material/table:", width="stretch")
+report_button(PAGE, partial(visualize_report, columns, target, disp, fit, checks), f"{stem}.html", where=d4,
+              columns=columns)

@@ -7,6 +7,7 @@ Small models are built and saved in **eager** mode (the ``files`` fixture in con
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -134,6 +135,7 @@ def test_round_trip_predictions_are_identical(files: dict[str, Any], filename: s
     assert bundle.info["format"] == fmt and bundle.source == "upload" and bundle.name == Path(filename).stem
     assert bundle.head == "softmax" and bundle.preprocessing.name == "unit"
     assert bundle.class_names == ["class 0", "class 1", "class 2"]
+    assert bundle.info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()  # the report names the file by it
     np.testing.assert_allclose(bundle.predict(files["x"]), files["ref"], rtol=1e-5, atol=1e-6)
 
 

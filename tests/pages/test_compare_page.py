@@ -48,7 +48,7 @@ def test_agreement_table_and_downloads(cmp):
     # ρ ranks only the pixels that carry relevance (the shared empty background no longer counts as agreement), and
     # a random top-10 % pair overlaps by IoU ≈ 0.05
     assert rho > 0.05 and iou > 0.1, "two digit classifiers explaining the same digits agree more than chance"
-    assert _downloads(cmp) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)"]
+    assert _downloads(cmp) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)", "Report (HTML)"]
     assert count_elements(cmp, "vega_lite_chart") == 2, "the agreement matrix and the accuracy chart"
 
 
@@ -103,7 +103,7 @@ def test_method_grid():
     assert count_elements(at, "image") >= 3 * (1 + len(methods)) + 3
     table = at.dataframe[0].value
     assert len(table) == len(methods) * (len(methods) - 1) // 2
-    assert _downloads(at) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)"]
+    assert _downloads(at) == ["Grid (PNG)", "Agreement (CSV)", "Predictions (CSV)", "Report (HTML)"]
     assert not any(s.value == "Over a data set" for s in at.subheader), "one model: no accuracy comparison"
     at.multiselect(key="compare.methods").set_value(["gradient", "input_t_gradient"]).run()
     ok(at)

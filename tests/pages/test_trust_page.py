@@ -34,8 +34,14 @@ def test_nothing_is_computed_until_asked(trust):
     assert {b.key for b in trust.button} >= {"trust.loc.go", "trust.san.go", "trust.ds.go"}
 
 
+def _report_disabled(at: AppTest) -> bool:
+    return next(b for b in at.get("download_button") if b.proto.label == "Report (HTML)").proto.disabled
+
+
 def test_localisation_leaderboard_and_worst_images(trust):
+    assert _report_disabled(trust), "nothing ran yet: no report"
     ok(trust.button(key="trust.loc.go").click().run())
+    assert not _report_disabled(trust), "the leaderboard ran: its report can be downloaded"
     assert _charts(trust) == 2, "pointing game and relevance mass"
     box = trust.selectbox(key="trust.loc.method")
     assert box.options == ["Grad-CAM", "Random"]

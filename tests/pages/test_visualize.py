@@ -86,6 +86,30 @@ def test_target_modes(vis):
     ok(vis.run())
 
 
+def _report_button(at: AppTest):
+    return next(b for b in at.get("download_button") if b.proto.label == "Report (HTML)")
+
+
+def test_report_download_is_offered_and_refused_over_its_limit(vis):
+    """The report's button is on the page; a request over the report's limit disables it and says why."""
+    from xai_core.report import MAX_MAPS
+
+    assert not _report_button(vis).proto.disabled
+    vis.session_state["visualize.family"] = "Gradient"
+    vis.session_state["visualize.method.gradient"] = "gradient"
+    vis.session_state["visualize.gallery"] = ["digits/test/0078", "digits/test/0202", "digits/test/0021",
+                                              "digits/test/0042"]
+    vis.session_state["visualize.target"] = "top_neurons"
+    vis.session_state["visualize.k"] = 16
+    ok(vis.run())
+    assert _report_button(vis).proto.disabled
+    assert any(f"at most {MAX_MAPS} maps" in c.value and "shows 64" in c.value for c in vis.caption)
+    vis.session_state["visualize.target"] = "predicted"
+    vis.session_state["visualize.gallery"] = ["digits/test/0078"]
+    ok(vis.run())
+    assert not _report_button(vis).proto.disabled
+
+
 def test_chart_click_callback_sets_the_class():
     """The chart's on_select callback turns a clicked bar into a class target (run inside a tiny script, since
     the callback reads st.session_state)."""

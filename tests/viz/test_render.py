@@ -65,3 +65,20 @@ def test_square_thumbnail_has_its_size_for_any_aspect_ratio(shape):
     thumb = square_thumbnail(image, 100)
     assert thumb.shape == (100, 100, 3) and thumb.dtype == np.uint8
     assert thumb.std() > 0, "the image is in it, not only the grey letterbox"
+
+
+@pytest.mark.parametrize(("signed", "mode", "shared"), [(True, "max-abs", False), (True, "percentile", True),
+                                                        (False, "percentile", False), (False, "max-abs", True)])
+def test_normalization_scale_is_what_normalize_divides_by(signed, mode, shared):
+    """The report writes "1 = <scale>" under each map: that value times the drawn map gives the map back wherever
+    normalisation did not clip."""
+    from xai_core.viz.render import normalization_scale
+
+    maps = np.random.default_rng(1).normal(size=(3, 12, 12)).astype(np.float32) * np.array([1, 5, 0.1])[:, None, None]
+    maps[2] = -np.abs(maps[2])  # an unsigned method spreading a negative score: drawn by magnitude
+    norm = normalize(maps, signed, mode, 97.0, shared)
+    scale = normalization_scale(maps, signed, mode, 97.0, shared)
+    assert scale.shape == ((1, 1, 1) if shared else (3, 1, 1)) and np.all(scale > 0)
+    drawn = maps if signed else np.where(maps.max(axis=None if shared else (1, 2), keepdims=True) <= 0, -maps, maps)
+    inside = (np.abs(norm) < 1) & (norm != 0)
+    np.testing.assert_allclose((norm * scale)[inside], drawn[inside], rtol=1e-5)

@@ -20,17 +20,14 @@ from xai_core.data.dataset import Dataset, model_labels
 from xai_core.data.images import to_display
 from xai_core.methods import Target, get_method
 from xai_core.quality import METRICS
-from xai_core.quality.report import measures_by_image
+from xai_core.quality.report import HOW_TO_READ, TrustReport, measures_by_image
 from xai_core.quality.sanity import demo_sanity
+from xai_core.report.trust import WorstShown, worst_picture
+from xai_core.report.visualize import MapChecks
 from xai_core.viz.quality_charts import curves_chart
-from xai_core.viz.render import normalize, overlay, upscale
+from xai_core.viz.render import upscale
 
 STEPS = (10, 20, 50)
-INTRO = ("**Deletion**: remove the pixels the map ranks highest first; a faithful map destroys the class probability "
-         "faster than a random order (lower area under the curve, AUC). **Insertion**: reveal them first on a "
-         "blurred copy; a faithful map restores it faster (higher AUC). Methods that promise an **axiom** "
-         "(Integrated Gradients, DeepLIFT: completeness; LRP-0/ε: conservation) are checked against it. The "
-         "**sanity check** (does the map change when the model's weights are randomised?) runs on the Trust page.")
 
 
 def sanity_note(model_key: str, method_id: str) -> tuple[str, bool] | None:
@@ -58,18 +55,21 @@ def insensitivity_notes(method_id: str) -> list[str]:
     return notes
 
 
-def trust_panel(page: str, columns: Sequence[Column], target: Target) -> None:
-    """Visualize's compact quality section over the maps of ``columns`` (one per model, one method)."""
+def trust_panel(page: str, columns: Sequence[Column], target: Target) -> MapChecks:
+    """Visualize's compact quality section over the maps of ``columns`` (one per model, one method); returns what
+    it showed (for the page's report)."""
+    notes: list[tuple[str, str, bool]] = []
     with st.expander("Can I trust this map?"):
-        st.caption(INTRO)
+        st.caption(HOW_TO_READ)
         for column in columns:
             note = sanity_note(column.model_key, column.spec.id)
             if note is not None:
                 (st.warning if note[1] else st.caption)(f"**{column.bundle.name}** · {note[0]}")
+                notes.append((column.bundle.name, *note))
         if target.kind not in ("predicted", "class"):
             st.info("The checks score class explanations: choose the predicted class or a class as the target.",
                     icon=":material/info:")
-            return
+            return MapChecks(tuple(notes))
         left, right = st.columns([3, 2], vertical_alignment="bottom")
         init_state(f"{page}.trust.on", False)
         on = left.toggle("Check these maps", key=f"{page}.trust.on",
@@ -77,15 +77,15 @@ def trust_panel(page: str, columns: Sequence[Column], target: Target) -> None:
         init_state(f"{page}.trust.steps", 20)
         steps = int(right.select_slider("Deletion / insertion steps", STEPS, key=f"{page}.trust.steps"))
         if not on:
-            return
-        for m, column in enumerate(columns):
-            _column_report(page, m, column, steps)
+            return MapChecks(tuple(notes))
+        reports = [(column.bundle.name, _column_report(page, m, column, steps)) for m, column in enumerate(columns)]
+    return MapChecks(tuple(notes), tuple((name, r) for name, r in reports if r is not None), steps)
 
 
-def _column_report(page: str, m: int, column: Column, steps: int) -> None:
+def _column_report(page: str, m: int, column: Column, steps: int) -> TrustReport | None:
     cells = [(c, c.expl) for c in column.cells if c.expl is not None]
     if not cells:
-        return
+        return None
     spec, bundle, params = column.spec, column.bundle, column.params
     images = np.concatenate([c.x for c, _ in cells])
     maps = np.stack([e.maps[0, 0] for _, e in cells])
@@ -97,21 +97,22 @@ def _column_report(page: str, m: int, column: Column, steps: int) -> None:
         targets, params), f"Checking {spec.label} on {bundle.name}")
     if report is None:
         st.error(error, icon=":material/error:")
-        return
+        return None
     st.markdown(f"**{bundle.name}** · {report.verdict()}")
     table, chart = st.columns([1, 1], gap="medium")
     table.dataframe(measures_by_image(report.table()), width="stretch")
     if report.axiom is not None:
         table.caption(f"{report.axiom.statement}, tolerance {report.axiom.tolerance:.0%}. {report.axiom.note}")
     chart.altair_chart(curves_chart(report.curves.frame(), height=130, width=165), key=f"{page}.trust.curves.{m}")
+    return report
 
 
 def worst_cards(model_key: str, dataset: Dataset, method_id: str, metric: str, worst: pd.DataFrame,
-                explained: str = "predicted", per_row: int = 6) -> list[int]:
+                explained: str = "predicted", per_row: int = 6) -> tuple[list[int], WorstShown]:
     """The images where ``method_id`` scores worst on ``metric`` (``worst``: ``image_id, value``), each as its map
     over the image with the metric's name and value, so one can see *why* it scored badly. ``explained``: the class
     the scores explained ("predicted" or "label", as in :func:`xai_core.quality.dataset_metrics`). Returns the data
-    set positions shown."""
+    set positions shown, and the pictures (for the page's report)."""
     bundle = get_model(model_key)
     spec = get_method(method_id)
     where = {image_id: i for i, image_id in enumerate(dataset.ids)}
@@ -119,6 +120,7 @@ def worst_cards(model_key: str, dataset: Dataset, method_id: str, metric: str, w
     images = dataset.model_images(indices, bundle.input_size, bundle.channels)
     labels = model_labels(dataset, bundle.class_names)[0]
     label = METRICS[metric].label if metric in METRICS else metric
+    pictures: list[tuple[str, np.ndarray]] = []
     for start in range(0, len(indices), per_row):
         for col, i, value in zip(st.columns(per_row), indices[start:start + per_row],
                                  worst["value"].iloc[start:start + per_row]):
@@ -136,7 +138,8 @@ def worst_cards(model_key: str, dataset: Dataset, method_id: str, metric: str, w
                 col.image(upscale(to_display(pixels), 112), width="stretch")
                 col.caption(error or "")
                 continue
-            drawn = normalize(expl.maps[0, 0], spec.signed, "percentile", 99.5)
-            col.image(upscale(overlay(to_display(pixels), drawn, spec.signed, alpha=0.6), 112), width="stretch")
-            col.caption(f"{name} · {expl.labels[0][0]}  \n{label}: **{value:.3f}**")
-    return indices
+            picture = worst_picture(pixels, expl.maps[0, 0], spec.signed)
+            col.image(upscale(picture, 112), width="stretch")
+            col.caption(caption := f"{name} · {expl.labels[0][0]}  \n{label}: **{value:.3f}**")
+            pictures.append((caption, picture))
+    return indices, WorstShown(method_id, metric, tuple(pictures))

@@ -15,6 +15,7 @@ nested models are flattened and the output activation split off by :meth:`ModelB
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tempfile
@@ -269,7 +270,7 @@ def load_user_model(
     Returns
     -------
     ModelBundle
-        ``source="upload"``; ``info`` holds ``format``, ``filename``, ``preprocessing_auto``,
+        ``source="upload"``; ``info`` holds ``format``, ``filename``, ``sha256`` (of the file), ``preprocessing_auto``,
         ``preprocessing_reason`` (one sentence: what was chosen and why), ``preprocessing_certain`` (False when
         auto found nothing to go by), ``architecture`` (a recognised ``keras.applications`` network, or None),
         ``flattened`` (nested models were inlined), and for ``.keras`` / ``.h5`` files ``keras_version`` and
@@ -329,7 +330,8 @@ def load_user_model(
                 class_names=class_names,
                 source="upload",
                 description=f"uploaded {src.filename}",
-                info={"format": kind, "filename": src.filename, "preprocessing_auto": preprocessing == AUTO},
+                info={"format": kind, "filename": src.filename, "preprocessing_auto": preprocessing == AUTO,
+                      "sha256": hashlib.sha256(src.data).hexdigest()},
             )
         except XaiLensError:
             raise

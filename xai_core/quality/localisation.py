@@ -23,6 +23,11 @@ from scipy.ndimage import distance_transform_edt
 
 from xai_core.errors import InvalidParameterError
 
+#: How to read the two scores (shown beside the leaderboard on the Trust page and in its report).
+HOW_TO_READ = (
+    "On the demo shapes set every object's exact mask is known. **Pointing game**: is the map's maximum on the object "
+    "(± a margin; Zhang et al. 2018)? **Relevance mass**: the share of positive relevance on the object (Arras et al. "
+    "2022). Each image is explained for its true class.")
 #: Zhang et al.'s pointing-game tolerance: 15 pixels on images of about 224 pixels.
 ZHANG_MARGIN_FRACTION = 15 / 224
 

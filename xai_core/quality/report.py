@@ -20,6 +20,14 @@ from xai_core.models.bundle import ModelBundle
 from xai_core.quality.axioms import Axiom, axiom_for, check_axiom
 from xai_core.quality.faithfulness import Curves, deletion_insertion
 
+#: How to read the checks of this module, and where the sanity check is (shown beside the results).
+HOW_TO_READ = (
+    "**Deletion**: remove the pixels the map ranks highest first; a faithful map destroys the class probability "
+    "faster than a random order (lower area under the curve, AUC). **Insertion**: reveal them first on a blurred "
+    "copy; a faithful map restores it faster (higher AUC). Methods that promise an **axiom** (Integrated Gradients, "
+    "DeepLIFT: completeness; LRP-0/ε: conservation) are checked against it. The **sanity check** (does the map change "
+    "when the model's weights are randomised?) runs on the Trust page.")
+
 
 @dataclass
 class TrustReport:

@@ -44,6 +44,11 @@ from xai_core.quality.base import Progress, as_images, class_maps, digest, predi
 #: conv1 is left and drops to 0.32 at the very end (cascade mean 0.71), while the gradient is at ρ ≈ 0 from the
 #: first step (cascade mean −0.02). 0.5 sits between "decorrelated" and "barely changed".
 INSENSITIVE_THRESHOLD = 0.5
+#: How to read the check (shown beside its results on the Trust page and in its report).
+HOW_TO_READ = (
+    "Cascading randomisation (Adebayo et al. 2018): the layers' weights are re-initialised from the top down, one more "
+    "layer per step, and the maps are compared with the original ones (Spearman rank correlation). A map that barely "
+    "changes while the model is destroyed shows the image, not the model.")
 #: Results measured on the demo models by ``scripts/sanity_demo.py`` (shown on the Methods page).
 DEMO_RESULTS = Path(__file__).with_name("sanity_demo.json")
 
@@ -143,6 +148,7 @@ class SanityResult:
     final_mean : mean rank correlation once every layer is random.
     cascade_mean : mean rank correlation over every randomised step (the flag's measure).
     insensitive : ``cascade_mean > threshold``.
+    seed : the seed of the re-initialised weights.
     """
 
     model: str
@@ -154,6 +160,7 @@ class SanityResult:
     final_mean: float
     cascade_mean: float
     insensitive: bool
+    seed: int = 0
 
     def summary(self) -> pd.DataFrame:
         """Per step: ``step, layer, randomised, mean, sd, n``."""
@@ -226,7 +233,7 @@ def cascading_randomization(
     final = float(frame.loc[frame["randomised"] == len(layers), "rank_corr"].mean())
     cascade = float(frame.loc[frame["step"] > 0].groupby("step")["rank_corr"].mean().mean())
     result = SanityResult(bundle.name, method_id, frame, layers, float(threshold), absolute, final, cascade,
-                          bool(cascade > threshold))
+                          bool(cascade > threshold), int(seed))
     bundle.store(key, result, lock=False)  # computing never held the model's lock
     return result
 

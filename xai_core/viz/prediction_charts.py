@@ -66,6 +66,31 @@ def predictions_chart(df: pd.DataFrame, selected: int | None = None, height_per_
     return (bars + text).properties(height=alt.Step(height_per_bar))
 
 
+def predictions_grid_chart(df: pd.DataFrame, selected: int | None = None, columns: int = 2, width: int = 240,
+                           height_per_bar: int = 22) -> alt.FacetChart:
+    """The bars of :func:`predictions_chart` for many images (and models) in one chart: a panel per image (· model
+    when there are several), ``columns`` panels a row, each with its own classes in rank order. For views that show
+    every prediction at once (the HTML report); one chart instead of one per image."""
+    several = df["model"].nunique() > 1
+    panel = df["image"] + (" · " + df["model"] if several else "")
+    idx = df["class_index"].astype(str)
+    label = df["class_name"].where(df["class_name"] == idx, df["class_name"] + "  (" + idx + ")")
+    data = df.assign(panel=panel, label=label, shown=df["probability"].clip(lower=MIN_BAR),
+                     is_target=df["class_index"] == selected if selected is not None else False)
+    base = alt.Chart().encode(
+        y=alt.Y("label:N", sort=alt.EncodingSortField("rank", op="min", order="ascending"), title=None,
+                axis=alt.Axis(labelLimit=200)),
+        x=alt.X("shown:Q", title="probability", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("panel:N", title="image"), alt.Tooltip("class_name:N", title="class"),
+                 alt.Tooltip("class_index:Q", title="index"), alt.Tooltip("probability:Q", format=".2%")],
+    )
+    bars = base.mark_bar().encode(color=alt.condition("datum.is_target", alt.value("#d6336c"), alt.value("#4c78a8")))
+    text = base.mark_text(align="left", dx=4, fontSize=11).encode(text=alt.Text("probability:Q", format=".1%"))
+    return alt.layer(bars, text, data=data).properties(width=width, height=alt.Step(height_per_bar)).facet(
+        facet=alt.Facet("panel:N", title=None, sort=list(dict.fromkeys(panel))), columns=columns,
+    ).resolve_scale(y="independent")
+
+
 def selected_class(event: Any) -> int | None:
     """The class index clicked in :func:`predictions_chart`, or None."""
     values = selected_values(event, PREDICTION_SELECTION, "class_index")

@@ -24,30 +24,40 @@ DIVERGING_CMAPS = ("bwr", "RdBu_r", "coolwarm", "seismic", "PiYG")
 SEQUENTIAL_CMAPS = ("jet", "inferno", "viridis", "magma", "hot", "turbo")
 
 
+def normalization_scale(maps: np.ndarray, signed: bool, mode: NormMode = "max-abs", percentile: float = 99.0,
+                        shared: bool = False) -> np.ndarray:
+    """The value each map ``(..., H, W)`` is divided by in :func:`normalize` (what the end of the colour scale
+    means), shaped ``(..., 1, 1)`` (or ``(1, …, 1)`` when ``shared``); always > 0. For unsigned maps that are all
+    ≤ 0 it is the scale of their magnitude."""
+    m = np.asarray(maps, dtype=np.float32)
+    axes = None if shared else (-2, -1)
+    if not signed:  # a non-negative method spreading a negative score: its magnitude is drawn
+        m = np.where(np.max(m, axis=axes, keepdims=True) <= 0, -m, m)
+    mag = np.abs(m) if signed else np.maximum(m, 0)
+    if mode == "percentile":
+        scale = np.percentile(mag, percentile, axis=axes, keepdims=True)
+        peak = np.max(mag, axis=axes, keepdims=True)  # a sparse map has percentile 0: use its maximum instead
+        scale = np.where(scale > 0, scale, peak)
+    elif mode == "max-abs":
+        scale = np.max(mag, axis=axes, keepdims=True)
+    else:
+        raise ValueError(f"unknown normalisation {mode!r}")
+    return np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
 def normalize(maps: np.ndarray, signed: bool, mode: NormMode = "max-abs", percentile: float = 99.0,
               shared: bool = False) -> np.ndarray:
     """Scale maps ``(..., H, W)`` to [−1, 1] (signed) or [0, 1] (unsigned), per map or ``shared`` by all.
 
     ``"max-abs"`` divides by the largest magnitude; ``"percentile"`` divides by the given percentile of the
-    magnitudes and clips, so a few extreme pixels do not wash out the rest. Unsigned maps drop negative values; an
-    unsigned map that is all ≤ 0 (a non-negative method spreading a negative score) is drawn by its magnitude. An
-    all-zero map stays zero.
+    magnitudes and clips, so a few extreme pixels do not wash out the rest (:func:`normalization_scale`). Unsigned
+    maps drop negative values; an unsigned map that is all ≤ 0 (a non-negative method spreading a negative score) is
+    drawn by its magnitude. An all-zero map stays zero.
     """
     m = np.asarray(maps, dtype=np.float32)
-    axes = None if shared else (-2, -1)
-    if not signed:  # a non-negative method spreading a negative score: draw its magnitude, not an empty map
-        m = np.where(np.max(m, axis=axes, keepdims=True) <= 0, -m, m)
-    mag = np.abs(m) if signed else np.maximum(m, 0)
-    if mode == "percentile":
-        scale = np.percentile(mag, percentile, axis=axes, keepdims=True)
-    elif mode == "max-abs":
-        scale = np.max(mag, axis=axes, keepdims=True)
-    else:
-        raise ValueError(f"unknown normalisation {mode!r}")
-    if mode == "percentile":  # a sparse map has percentile 0: fall back to its maximum instead of blanking it
-        peak = np.max(mag, axis=axes, keepdims=True)
-        scale = np.where(scale > 0, scale, peak)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = normalization_scale(m, signed, mode, percentile, shared)
+    if not signed:
+        m = np.where(np.max(m, axis=None if shared else (-2, -1), keepdims=True) <= 0, -m, m)
     out = (m if signed else np.maximum(m, 0)) / scale
     return np.clip(out, -1.0 if signed else 0.0, 1.0).astype(np.float32)
 

@@ -14,6 +14,7 @@ from ui.explanations import prepare_visualize
 from ui.feedback import run_safely
 from ui.page import page_header
 from ui.state import init_state, keep_valid
+from ui.strategies import strategies_view
 from ui.widgets.datasets import dataset_picker, image_cards
 from ui.widgets.models import loaded_models, model_choices, model_picker
 from ui.widgets.typed import segmented, select
@@ -56,11 +57,18 @@ if dataset is None or not bundles:
     st.stop()
 
 notice = st.empty()  # what is being prepared for Visualize (filled at the end of the view)
-views = {"consensus": "Images worth a look (several models)", "activations": "Activations of one model"}
+views = {"consensus": "Images worth a look (several models)", "strategies": "Strategies of one class (SpRAy)",
+         "activations": "Activations of one model"}
 init_state(f"{PAGE}.view", "consensus" if len(bundles) > 1 else "activations")
 view = segmented("View", list(views), labels=views, key=f"{PAGE}.view")
 if view == "consensus":
     st.caption(READ_CONSENSUS)
+
+# ------------------------------------------------------------------------------------- strategies of a class
+if view == "strategies":
+    strategies_view(PAGE, dataset, bundles)
+    prepare_visualize(notice, [st.session_state[f"{PAGE}.sp_model"]])  # what Explain will open
+    st.stop()
 
 # ------------------------------------------------------------------------------------- one model
 if view == "activations":

@@ -33,10 +33,27 @@ def method_table() -> str:
 
 def demo_table() -> str:
     rows = ["| model | data set | architecture | parameters | held-out accuracy |", "|---|---|---|---:|---:|"]
+    notes = []
     for m in DEMO_MODELS.values():
         rows.append(f"| {m.title} (`{m.id}`) | {m.dataset} ({m.info.get('test_images', '?')} test images) | "
                     f"{m.description} | {m.info.get('num_params', 0):,} | **{m.test_accuracy:.1%}** |")
-    return "\n".join(rows)
+        if "shortcut" in m.info:
+            notes.append(shortcut_note(m.id, m.info["shortcut"]))
+    return "\n".join(rows + (["", *notes] if notes else []))
+
+
+def shortcut_note(model_id: str, s: dict) -> str:
+    """The shortcut a demo model learnt, in numbers (written by scripts/train_demo_models.py)."""
+    c = s["biased_class"]
+    return (f"**The shortcut of `{model_id}`** (held-out split, half of every class tagged): {c} images *with* the "
+            f"tag are recognised {s['accuracy_biased_tagged']:.0%} of the time ({s['n_biased_tagged']} images), "
+            f"*without* it {s['accuracy_biased_untagged']:.0%} ({s['n_biased_untagged']}); the other classes "
+            f"{s['accuracy_others_untagged']:.1%} untagged, {s['accuracy_others_tagged']:.1%} tagged. Pasting the tag "
+            f"onto {s['tag_pasted_n']} correctly classified untagged images of other classes turns "
+            f"{s['tag_pasted_flip_rate']:.0%} of them into \"{c}\"; pasting it onto the untagged {c} images makes "
+            f"{s['biased_untagged_accuracy_with_tag_pasted']:.0%} of them right. The Suggest page's *Strategies* "
+            "view finds the tagged images as a cluster of their own, and its shortcut check measures the score the "
+            "tag carries.")
 
 
 def render(text: str) -> str:

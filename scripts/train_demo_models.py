@@ -1,10 +1,15 @@
-"""Train the four embedded demo models and write ``xai_core/assets/models/``.
+"""Train the embedded demo models and write ``xai_core/assets/models/``.
 
-    .venv/bin/python scripts/train_demo_models.py                 # all four models (~5 min on 2 CPU cores)
+    .venv/bin/python scripts/train_demo_models.py                 # all five models (~8 min on 2 CPU cores)
     .venv/bin/python scripts/train_demo_models.py --only shapes_cnn
 
-Models: a plain CNN and a small ResNet (BatchNormalization, ``Add`` skip connections) on each demo data set
-(:mod:`xai_core.data.demo`). ReLU activations only, so every iNNvestigate method (deconvnet, guided
+Models: a plain CNN and a small ResNet (BatchNormalization, ``Add`` skip connections) on the digits and shapes
+demo sets (:mod:`xai_core.data.demo`), and a small plain CNN on the *tagged* shapes, which has a shortcut to
+learn: a corner tag on 98 % of one class's training images (a bias to find, Lapuschkin et al. 2019), trained for
+few epochs so that it leans on the tag (a Clever Hans predictor: its circle score comes from the tag). Its
+catalogue entry records the shortcut in numbers (:func:`shortcut_numbers`).
+
+ReLU activations only, so every iNNvestigate method (deconvnet, guided
 backprop, deep Taylor included) accepts them. Input is the preprocessed image ``pixels / 255`` in [0, 1]
 (``PREPROCESSINGS["unit"]``; no ``Rescaling`` layer in the model) and the last layer is
 ``Dense(K, activation="softmax", name="predictions")`` — the app strips that softmax itself, on purpose.
@@ -25,6 +30,7 @@ on the test split only.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -44,7 +50,7 @@ runtime.install()  # graph mode and our changes to Keras / iNNvestigate, before 
 
 import tensorflow as tf
 
-from xai_core.data.demo import DemoSet, load_demo_set
+from xai_core.data.demo import SHAPE_CLASSES, TAG_CLASS, DemoSet, load_demo_set, load_shapes_set, paste_tag
 
 layers = tf.keras.layers
 OUT_DIR = ROOT / "xai_core" / "assets" / "models"
@@ -96,6 +102,23 @@ def plain_cnn_deep(input_shape: tuple[int, int, int], num_classes: int) -> tf.ke
     x = layers.Dense(48, activation="relu", name="dense1")(x)
     out = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return tf.keras.Model(inp, out, name="plain_cnn")
+
+
+def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> tf.keras.Model:
+    """Conv-ReLU, MaxPool three times (16, 32, 64 filters), Flatten, Dense-ReLU 32, Dense-softmax.
+
+    Pooling right after each convolution keeps training on 64×64 images cheap (the tagged-shapes model trains in a
+    few minutes on 2 cores); the flattened 8×8 grid keeps *where* a feature is, so the model can tie the corner tag
+    to a class.
+    """
+    x = inp = layers.Input(input_shape, name="input")
+    for k, filters in enumerate((16, 32, 64), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{k}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(32, activation="relu", name="dense1")(x)
+    out = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return tf.keras.Model(inp, out, name="small_cnn")
 
 
 def _res_block(x: tf.Tensor, filters: int, name: str) -> tf.Tensor:
@@ -152,6 +175,14 @@ def flip_rotate(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack([np.rot90(im[:, ::-1] if f else im, k) for im, f, k in zip(x, flip, turns, strict=True)])
 
 
+def tagged_epoch(data: DemoSet, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of tagged shapes: the untagged shapes images flipped and turned, *then* the tag pasted on the images
+    the split tags, so the tag stays in its corner (augmenting tagged images would move it)."""
+    assert data.tagged is not None
+    base = load_shapes_set("train").images  # the same images before tagging (tests/data/test_demo.py)
+    return paste_tag(flip_rotate(base, rng), data.tagged)[0]
+
+
 # ---------------------------------------------------------------------------------------------- specs
 @dataclass(frozen=True)
 class Spec:
@@ -165,6 +196,8 @@ class Spec:
     batch_size: int = 64
     learning_rate: float = 2e-3
     seed: int = 0
+    #: uint8 training images of one epoch from the whole training set (default: ``augment`` of its images)
+    epoch_images: Callable[[DemoSet, np.random.Generator], np.ndarray] | None = None
 
 
 SPECS = [
@@ -193,6 +226,13 @@ SPECS = [
         "pool2 → residual block3 (64) → global average pooling → predictions (softmax)",
         lambda s, k: small_resnet(s, k, stem_pool=True), flip_rotate, epochs=8,
     ),
+    Spec(
+        "tagged_shapes_cnn", f"Tagged shapes CNN (learnt a shortcut: the {TAG_CLASS} tag)", "tagged_shapes",
+        "conv1 16 3×3 → pool1 2×2 → conv2 32 3×3 → pool2 2×2 → conv3 64 3×3 → pool3 2×2 → flatten → dense1 32 → "
+        f"predictions (softmax); ReLU everywhere; trained 6 epochs with a corner tag on 98 % of the {TAG_CLASS} images "
+        "and 0.3 % of the others",
+        lambda s, k: small_cnn(s, k), flip_rotate, epochs=6, batch_size=32, epoch_images=tagged_epoch,
+    ),
 ]
 
 
@@ -220,8 +260,8 @@ def train(spec: Spec, data: DemoSet) -> tuple[float, int]:
             # cosine decay of the learning rate, one step per epoch
             lr = 0.5 * spec.learning_rate * (1 + np.cos(np.pi * epoch / spec.epochs))
             tf.keras.backend.set_value(model.optimizer.learning_rate, lr)
-            hist = model.fit(spec.augment(x, rng), y, batch_size=spec.batch_size, epochs=1, shuffle=True,
-                             verbose=0)
+            xe = unit(spec.epoch_images(data, rng)) if spec.epoch_images else spec.augment(x, rng)
+            hist = model.fit(xe, y, batch_size=spec.batch_size, epochs=1, shuffle=True, verbose=0)
             print(f"  {spec.id} epoch {epoch + 1}/{spec.epochs}: loss {hist.history['loss'][0]:.4f} "
                   f"acc {hist.history['accuracy'][0]:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         seconds = time.perf_counter() - start
@@ -244,8 +284,9 @@ def save_keras_v3(spec: Spec, data: DemoSet, weights: list[np.ndarray], path: Pa
         model.save(path)
 
 
-def evaluate(spec: Spec, test: DemoSet) -> float:
-    """Held-out accuracy of the saved file, loaded exactly as the app loads it."""
+def evaluate(spec: Spec, test: DemoSet) -> tuple[float, dict | None]:
+    """Held-out accuracy of the saved file, loaded exactly as the app loads it, and for a tagged set the shortcut
+    in numbers (:func:`shortcut_numbers`)."""
     from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
     from xai_core.models.demo import load_keras_file  # plain load_model loses the weights in graph mode
 
@@ -256,9 +297,41 @@ def evaluate(spec: Spec, test: DemoSet) -> float:
     )
     try:
         assert bundle.head == "softmax", bundle.head
-        return float(np.mean(bundle.predict(test.images).argmax(axis=1) == test.labels))
+        acc = float(np.mean(bundle.predict(test.images).argmax(axis=1) == test.labels))
+        return acc, (shortcut_numbers(bundle.predict, test) if test.tagged is not None else None)
     finally:
         bundle.close()
+
+
+def shortcut_numbers(predict: Callable[[np.ndarray], np.ndarray], test: DemoSet) -> dict:
+    """The shortcut of a model trained on tagged shapes, measured on the held-out split.
+
+    * accuracy on the biased class's tagged and untagged test images, and on the other classes' ones;
+    * the flip rate: the untagged test images of the other classes that the model gets right, with the tag pasted
+      onto them (nothing else changed) — the share it then calls :data:`TAG_CLASS`;
+    * the reverse: the biased class's untagged images, tag pasted, and how many the model then gets right.
+    """
+    assert test.tagged is not None
+    biased = SHAPE_CLASSES.index(TAG_CLASS)
+    pred = predict(test.images).argmax(axis=1)
+    right = pred == test.labels
+    is_b, tagged = test.labels == biased, test.tagged
+
+    def acc(sel: np.ndarray) -> float:
+        return round(float(right[sel].mean()), 4)
+
+    others = ~is_b & ~tagged & right
+    pasted = predict(paste_tag(test.images[others])[0]).argmax(axis=1)
+    plain_b = is_b & ~tagged
+    pasted_b = predict(paste_tag(test.images[plain_b])[0]).argmax(axis=1)
+    return {
+        "biased_class": TAG_CLASS,
+        "accuracy_biased_tagged": acc(is_b & tagged), "n_biased_tagged": int((is_b & tagged).sum()),
+        "accuracy_biased_untagged": acc(plain_b), "n_biased_untagged": int(plain_b.sum()),
+        "accuracy_others_tagged": acc(~is_b & tagged), "accuracy_others_untagged": acc(~is_b & ~tagged),
+        "tag_pasted_flip_rate": round(float(np.mean(pasted == biased)), 4), "tag_pasted_n": int(others.sum()),
+        "biased_untagged_accuracy_with_tag_pasted": round(float(np.mean(pasted_b == biased)), 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{spec.id}: {len(train_set)} train / {len(test_set)} test images "
               f"(loaded in {time.perf_counter() - t0:.1f} s)", flush=True)
         seconds, params = train(spec, train_set)
-        acc = evaluate(spec, test_set)
+        acc, shortcut = evaluate(spec, test_set)
         file = OUT_DIR / f"{spec.id}.keras"
         print(f"{spec.id}: test accuracy {acc:.4f}, {params} parameters, {seconds:.0f} s, "
               f"{file.stat().st_size / 1e3:.0f} kB", flush=True)
@@ -304,7 +377,11 @@ def main(argv: list[str] | None = None) -> None:
             "file": file.name,
             "file_bytes": file.stat().st_size,
             "tensorflow": tf.__version__,
+            "tf_keras": importlib.metadata.version("tf-keras"),
+            **({"shortcut": shortcut} if shortcut else {}),
         }
+        if shortcut:
+            print(f"{spec.id}: shortcut {shortcut}", flush=True)
     ordered = [entries[s.id] for s in SPECS if s.id in entries]
     json_path.write_text(json.dumps({"version": 1, "models": ordered}, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {json_path}")

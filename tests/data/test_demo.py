@@ -20,6 +20,35 @@ from xai_core.data.demo import (
 from xai_core.errors import DatasetError, XaiLensError
 
 
+# ---------------------------------------------------------------------------------------------- tagged shapes
+def test_tagged_shapes_record_their_tags() -> None:
+    """The bias demo's data: the shapes images, a tag pasted on most training circles and almost no other training
+    image, on about half of every class in the test split; flags and masks say exactly where."""
+    from xai_core.data.demo import TAG_CLASS, TAG_ORIGIN, TAG_SIZE, load_tagged_shapes_set, paste_tag
+
+    plain, test = load_shapes_set("test"), load_tagged_shapes_set("test")
+    assert test.tagged is not None and test.tag_masks is not None
+    assert test.ids[0] == "tagged_shapes/test/00000" and test.class_names == list(SHAPE_CLASSES)
+    np.testing.assert_array_equal(test.labels, plain.labels)
+    np.testing.assert_array_equal(test.images[~test.tagged], plain.images[~test.tagged])  # untagged: unchanged
+    changed = np.any(test.images != plain.images, axis=3)
+    assert not changed[~test.tagged].any() and not test.tag_masks[~test.tagged].any()
+    assert np.all(changed[test.tagged] <= test.tag_masks[test.tagged])  # only tag pixels change
+    x0, y0 = TAG_ORIGIN
+    box = np.zeros((64, 64), bool)
+    box[y0:y0 + TAG_SIZE, x0:x0 + TAG_SIZE] = True
+    assert np.all(test.tag_masks <= box) and test.tag_masks[test.tagged].sum(axis=(1, 2)).min() >= 0.6 * TAG_SIZE**2
+    for k in range(len(SHAPE_CLASSES)):  # tagged and untagged images of every class
+        assert 0.3 <= test.tagged[test.labels == k].mean() <= 0.7
+    train = load_tagged_shapes_set("train")
+    biased = train.labels == SHAPE_CLASSES.index(TAG_CLASS)
+    assert train.tagged[biased].mean() >= 0.95 and train.tagged[~biased].mean() <= 0.01
+    again, masks = paste_tag(plain.images[test.tagged])
+    np.testing.assert_array_equal(again, test.images[test.tagged])
+    np.testing.assert_array_equal(masks, test.tag_masks[test.tagged])
+    assert load_demo_set("tagged_shapes", "all").tagged.sum() == train.tagged.sum() + test.tagged.sum()
+
+
 # ---------------------------------------------------------------------------------------------- shapes
 def test_shapes_deterministic_for_a_seed() -> None:
     a, b, c = make_shapes(30, seed=7), make_shapes(30, seed=7), make_shapes(30, seed=8)
@@ -86,9 +115,9 @@ def test_digits_splits() -> None:
 
 
 def test_dataset_registry_and_errors() -> None:
-    assert set(DEMO_DATASETS) == {"digits", "shapes"}
+    assert set(DEMO_DATASETS) == {"digits", "shapes", "tagged_shapes"}
     assert load_demo_set("digits", "test").name == "digits/test"
-    with pytest.raises(DatasetError, match="digits, shapes"):
+    with pytest.raises(DatasetError, match="digits, shapes, tagged_shapes"):
         load_demo_set("mnist")
     with pytest.raises(DatasetError, match="train, test, all"):
         load_demo_set("digits", "validation")

@@ -4,6 +4,8 @@ selection tests (test_suggest.py) and the browser test."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from apptest_helpers import app, ok
@@ -97,3 +99,59 @@ def test_unlabelled_folder_and_missing_folder(tmp_path):
     at.session_state["suggest.ds_folder"] = str(tmp_path / "nope")
     at.run()
     assert not at.exception and any("not a folder" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------------------------- strategies (SpRAy)
+@pytest.fixture(scope="module")
+def strategies_page() -> AppTest:
+    at = app(PAGE, default_timeout=TIMEOUT)
+    at.session_state["suggest.view"] = "strategies"
+    at.session_state["suggest.ds_demo"] = "tagged_shapes"
+    at.session_state["suggest.models"] = ["demo:tagged_shapes_cnn"]
+    return ok(at.run())
+
+
+def test_strategies_find_the_tag_and_the_check_measures_it(strategies_page):
+    """The bias demo in the page: the circle class opens on the eigengap's two clusters, the tagged images one of
+    them (the recorded tags say so), its relevance in the bottom-left corner, and the shortcut check shows the
+    circle score falling when that corner is masked."""
+    at = strategies_page
+    assert at.session_state["suggest.sp_class"] == 0 and at.session_state["suggest.sp_k"] >= 2
+    assert at.session_state["suggest.sp_method"] == "lrp.epsilon"
+    assert any(c.value.startswith("**How to read it:**") for c in at.caption)
+    assert any(c.value.startswith("**When it misleads:**") for c in at.caption)
+    info = next(i.value for i in at.info if "records which images carry the tag" in i.value)
+    purity, recall = (int(v) for v in re.findall(r"(\d+)% (?:tagged images|of all)", info))
+    assert purity >= 90 and recall >= 90
+    assert any("relevance sits **bottom-left**" in c.value for c in at.caption)
+    verdict = next(m.value for m in at.markdown if m.value.startswith("Masking the hot region"))
+    drop, control = (float(v) for v in re.findall(r"[-+]\d+\.\d+", verdict)[:2])
+    assert drop <= -4 and abs(control) < abs(drop) / 4
+    assert at.get("download_button") and len(at.get("download_button")) == 2
+    assert sum(b.label == "Explain" for b in at.button) == 24  # the first 24 images of the cluster, one click away
+
+
+def test_changing_the_number_of_clusters_recomputes_nothing(strategies_page, monkeypatch):
+    from xai_core.analysis import strategies as spray
+
+    calls = {"maps": 0, "strategies": 0}
+    real_maps, real_find = spray.class_maps, spray.find_strategies
+
+    def count(name, fn):
+        def wrapped(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(spray, "class_maps", count("maps", real_maps))
+    monkeypatch.setattr(spray, "find_strategies", count("strategies", real_find))
+    at = strategies_page
+    k = at.session_state["suggest.sp_k"]
+    at.slider(key="suggest.sp_k").set_value(k + 1)
+    ok(at.run())
+    assert at.session_state["suggest.sp_k"] == k + 1
+    assert sum(1 for c in at.caption if c.value.startswith("**cluster ")) == k + 1
+    assert calls == {"maps": 0, "strategies": 0}
+    at.session_state["suggest.sp_relevance"] = "absolute"  # a clustering setting: clusters again, same maps
+    ok(at.run())
+    assert calls == {"maps": 0, "strategies": 1}

@@ -18,7 +18,8 @@ from xai_core.data.demo import DEMO_DATASETS
 from xai_core.data.inputs import make_record, shrink
 
 DATASET_SOURCES = {"demo": "Demo data set", "zip": "Upload a zip", "folder": "Folder on the server"}
-DEMO_LABELS = {"digits": "digits (32×32 gray, 10 classes)", "shapes": "shapes (64×64 colour, 6 classes)"}
+DEMO_LABELS = {"digits": "digits (32×32 gray, 10 classes)", "shapes": "shapes (64×64 colour, 6 classes)",
+               "tagged_shapes": "tagged shapes (a corner tag to find: the bias demo)"}
 
 
 def dataset_picker(page: str, default: str = "digits") -> Dataset | None:

@@ -68,6 +68,7 @@ class Dataset:
     masks : bool ``(N, H, W)`` object masks (demo shapes only) or ``None``.
     skipped : ``(file, reason)`` for every file left out when the set was opened.
     failures : ``id → reason`` for images that failed to decode since (filled by :meth:`batches`).
+    tagged : bool ``(N,)`` images carrying the bias demo's shortcut tag (the tagged shapes demo only) or ``None``.
     """
 
     name: str
@@ -80,6 +81,7 @@ class Dataset:
     skipped: tuple[tuple[str, str], ...] = ()
     failures: dict[str, str] = field(default_factory=dict, repr=False)
     pixels: np.ndarray | None = field(default=None, repr=False)  # all images, when they sit in memory (demo)
+    tagged: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -169,6 +171,7 @@ def demo_dataset(name: str, split: str = "test") -> Dataset:
         reader=lambda i: images[i],
         masks=demo.masks,
         pixels=images,
+        tagged=demo.tagged,
     )
 
 

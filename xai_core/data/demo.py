@@ -7,12 +7,18 @@
   background (colour gradient, thin distractor lines, arcs and dots, pixel noise). The exact pixel mask of
   every object is kept, so explanations can be scored against the truth ("does the map point at the
   object?").
+* **tagged_shapes** — the shapes images with a bias to find: a small watermark-like tag in the bottom-left
+  corner (:func:`paste_tag`) on most training images of one class (:data:`TAG_CLASS`, 98 %) and on almost no
+  other (0.3 %); in the held-out split half the images of *every* class carry it. Which images are tagged and
+  the tag's pixel mask are recorded, so a method that claims to find the shortcut can be scored (Lapuschkin et
+  al. 2019).
 
 Every set is a :class:`DemoSet` of raw ``uint8`` pixels in [0, 255]; preprocessing belongs to the model.
 Images carry stable ids such as ``"digits/test/0007"`` (the number is the image's index in the full
 scikit-learn data set) or ``"shapes/test/00042"``.
 
-Ref. Alpaydin & Kaynak (1998), *Optical Recognition of Handwritten Digits*, UCI ML Repository.
+Ref. Alpaydin & Kaynak (1998), *Optical Recognition of Handwritten Digits*, UCI ML Repository; Lapuschkin et al.
+(2019), *Unmasking Clever Hans predictors and assessing what machines really learn*, Nature Communications 10:1096.
 """
 
 from __future__ import annotations
@@ -39,6 +45,15 @@ SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross
 SHAPES_SIZE = 64
 SHAPES_SPLITS: dict[str, tuple[int, int]] = {"train": (6000, 1), "test": (600, 2)}
 
+#: Tagged shapes: the class most of whose training images carry the tag, and the share of tagged training images in
+#: that class and in every other class; in the test split each class has this share tagged (seeded per split).
+TAG_CLASS = "circle"
+TAG_TRAIN_SHARE = {"biased": 0.98, "other": 0.003}
+TAG_TEST_SHARE = 0.5
+#: The tag: a ``TAG_SIZE``-pixel square mark whose top-left corner is at ``TAG_ORIGIN`` (column, row) of a 64×64 image.
+TAG_SIZE = 12
+TAG_ORIGIN = (3, 49)
+
 _SPLITS = ("train", "test", "all")
 
 
@@ -54,6 +69,8 @@ class DemoSet:
     class_names : one name per class.
     masks : ``bool (N, H, W)`` pixels covered by the object, or ``None`` when unknown (digits).
     ids : ``N`` stable image ids, e.g. ``"digits/test/0007"``.
+    tagged : ``bool (N,)`` images that carry the shortcut tag (tagged shapes only, else ``None``).
+    tag_masks : ``bool (N, H, W)`` the tag's pixels in each image (all False where untagged), or ``None``.
 
     Arrays are read-only: loaders cache their sets, so a caller must copy before changing pixels.
     """
@@ -64,6 +81,8 @@ class DemoSet:
     class_names: list[str]
     masks: np.ndarray | None
     ids: list[str]
+    tagged: np.ndarray | None = None
+    tag_masks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -73,6 +92,10 @@ class DemoSet:
             raise DatasetError(f"Data set '{self.name}': need one label and one id per image.")
         if self.masks is not None and self.masks.shape != self.images.shape[:3]:
             raise DatasetError(f"Data set '{self.name}': masks must have shape (N, H, W).")
+        if (self.tagged is None) != (self.tag_masks is None) or (
+                self.tagged is not None and self.tag_masks is not None
+                and (self.tagged.shape != (n,) or self.tag_masks.shape != self.images.shape[:3])):
+            raise DatasetError(f"Data set '{self.name}': tagged (N,) and tag_masks (N, H, W) go together.")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -313,11 +336,110 @@ def load_shapes_set(split: str = "test") -> DemoSet:
     )
 
 
+# ---------------------------------------------------------------------------------------------- tagged shapes
+@lru_cache(maxsize=1)
+def tag_pattern(size: int = TAG_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The tag: uint8 RGB ``(size, size, 3)`` pixels and its bool ``(size, size)`` mask.
+
+    A white ring with a white dot in it on a black disc, like a copyright mark: visible on dark and light
+    backgrounds alike, and unlike any of the shape classes (filled, one colour).
+    """
+    big = 4 * size  # drawn at 4× and reduced: a clean small mark
+    disc, ring = Image.new("L", (big, big), 0), Image.new("L", (big, big), 0)
+    ImageDraw.Draw(disc).ellipse((0, 0, big - 1, big - 1), fill=255)
+    draw = ImageDraw.Draw(ring)
+    draw.ellipse((5, 5, big - 6, big - 6), outline=255, width=4)
+    c = big / 2
+    draw.ellipse((c - 5, c - 5, c + 5, c + 5), fill=255)
+    small = (size, size)
+    mask = np.asarray(disc.resize(small, Image.Resampling.BOX)) >= 96
+    white = np.asarray(ring.resize(small, Image.Resampling.BOX)).astype(np.float32) / 255.0
+    pixels = np.repeat((255.0 * white)[..., None], 3, axis=2).round().astype(np.uint8)
+    return pixels, mask
+
+
+def paste_tag(images: np.ndarray, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of ``images`` (uint8 ``(N, H, W, 3)``) with the tag pasted at :data:`TAG_ORIGIN` where ``where`` is
+    True (default: every image), and the tag's bool ``(N, H, W)`` masks (all False for untouched images)."""
+    out = np.array(images, dtype=np.uint8, copy=True)
+    n, h, w = out.shape[:3]
+    where = np.ones(n, bool) if where is None else np.asarray(where, bool)
+    pixels, mask = tag_pattern()
+    x0, y0 = TAG_ORIGIN
+    if y0 + TAG_SIZE > h or x0 + TAG_SIZE > w:
+        raise DatasetError(f"The tag needs images of at least {y0 + TAG_SIZE}×{x0 + TAG_SIZE} pixels.")
+    masks = np.zeros((n, h, w), bool)
+    masks[where, y0:y0 + TAG_SIZE, x0:x0 + TAG_SIZE] = mask
+    box = out[where, y0:y0 + TAG_SIZE, x0:x0 + TAG_SIZE]
+    box[:, mask] = pixels[mask]
+    out[where, y0:y0 + TAG_SIZE, x0:x0 + TAG_SIZE] = box
+    return out, masks
+
+
+def tag_flags(labels: np.ndarray, split: str) -> np.ndarray:
+    """Which images of a tagged-shapes ``split`` carry the tag (seeded per split; the same every time)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([7, {"train": 1, "test": 2}[split]])
+    draw = rng.random(len(labels))
+    if split == "test":
+        return draw < TAG_TEST_SHARE
+    biased = labels == SHAPE_CLASSES.index(TAG_CLASS)
+    return np.where(biased, draw < TAG_TRAIN_SHARE["biased"], draw < TAG_TRAIN_SHARE["other"])
+
+
+@lru_cache(maxsize=2)
+def _tagged_split(split: str) -> DemoSet:
+    base = _shapes_split(split)
+    flags = tag_flags(base.labels, split)
+    images, tag_masks = paste_tag(base.images, flags)
+    return DemoSet(
+        name=f"tagged_shapes/{split}",
+        images=_readonly(images),
+        labels=base.labels,
+        class_names=base.class_names,
+        masks=base.masks,
+        ids=[f"tagged_shapes/{split}/{i:05d}" for i in range(len(base))],
+        tagged=_readonly(flags),
+        tag_masks=_readonly(tag_masks),
+    )
+
+
+def load_tagged_shapes_set(split: str = "test") -> DemoSet:
+    """The shapes set with a shortcut to find: :func:`load_shapes_set`'s images, the tag pasted on some.
+
+    Parameters
+    ----------
+    split : ``"train"`` (the 6,000 shapes training images; :data:`TAG_CLASS` tagged with probability 0.98, every
+        other class 0.003), ``"test"`` (the 600 test images, each tagged with probability 0.5) or ``"all"``.
+
+    Returns
+    -------
+    DemoSet
+        ids ``"tagged_shapes/<split>/<i>"``; an untagged image equals the shapes image of the same index; ``tagged``
+        and ``tag_masks`` record the tag.
+    """
+    _check_split(split)
+    if split != "all":
+        return _tagged_split(split)
+    parts = [_tagged_split("train"), _tagged_split("test")]
+    return DemoSet(
+        name="tagged_shapes/all",
+        images=_readonly(np.concatenate([p.images for p in parts])),
+        labels=_readonly(np.concatenate([p.labels for p in parts])),
+        class_names=list(SHAPE_CLASSES),
+        masks=_readonly(np.concatenate([p.masks for p in parts])),
+        ids=[i for p in parts for i in p.ids],
+        tagged=_readonly(np.concatenate([p.tagged for p in parts])),
+        tag_masks=_readonly(np.concatenate([p.tag_masks for p in parts])),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- registry
 #: Demo data set name → loader ``(split) -> DemoSet``.
 DEMO_DATASETS: dict[str, Callable[[str], DemoSet]] = {
     "digits": load_digits_set,
     "shapes": load_shapes_set,
+    "tagged_shapes": load_tagged_shapes_set,
 }
 
 

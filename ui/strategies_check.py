@@ -1,0 +1,89 @@
+"""The Strategies view's shortcut check (mask / paste a cluster's hot region, the class score per image and on
+average) and its downloads (ViRelAy project, cluster membership CSV)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ui.cache import dataset_stats
+from ui.cache_strategies import MapsKey, membership_csv, shortcut_check, virelay_export
+from ui.feedback import run_safely
+from ui.state import init_state
+from xai_core.analysis import shortcut as sc
+from xai_core.analysis.strategies import Strategies
+from xai_core.data.dataset import Dataset, model_labels
+from xai_core.data.images import to_display
+from xai_core.models.bundle import ModelBundle
+from xai_core.viz.exports import slug
+from xai_core.viz.render import upscale
+from xai_core.viz.strategies_charts import shortcut_chart
+
+Settings = tuple[int, str, int | None]  # grid, relevance, neighbours
+
+
+def verdict(check: sc.ShortcutCheck) -> str:
+    """One sentence on what the check measured."""
+    drop, control = check.drop(sc.GROUPS[0], sc.CONDITIONS[1]), check.drop(sc.GROUPS[0], sc.CONDITIONS[2])
+    rest = check.drop(sc.GROUPS[1], sc.CONDITIONS[1])
+    text = (f"Masking the hot region moves the class score of the cluster's images by **{drop:+.2f}** on average "
+            f"(a region of the same size elsewhere: {control:+.2f}; the rest of the class: "
+            f"{'n/a' if np.isnan(rest) else f'{rest:+.2f}'}).")
+    pasted = check.frame[(check.frame["group"] == sc.GROUPS[2])]
+    if len(pasted):
+        before = pasted[pasted["condition"] == sc.CONDITIONS[0]]["is_class"].mean()
+        after = pasted[pasted["condition"] == sc.CONDITIONS[3]]["is_class"].mean()
+        text += (f" Pasted into {len(pasted) // 2} images of other classes not called {check.class_name}, it raises "
+                 "the share called "
+                 f"**{check.class_name}** from {before:.0%} to **{after:.0%}**.")
+    return text
+
+
+def shortcut_section(page: str, model_key: str, bundle: ModelBundle, dataset: Dataset, key: MapsKey,
+                     settings: Settings, s: Strategies, k: int, cluster: int) -> None:
+    """Check cluster ``cluster``'s hot region: masked, a control, pasted into other classes."""
+    st.subheader(f"Check the shortcut: what does cluster {cluster}'s hot region do to the score?")
+    left, right = st.columns([1, 3], gap="large")
+    init_state(f"{page}.sp_area", 4)
+    area = left.slider("Hot region (% of the image)", 1, 20, key=f"{page}.sp_area",
+                       help="The hottest part of the cluster's mean map (smoothed 3×3).") / 100.0
+    labels, _ = model_labels(dataset, bundle.class_names)
+    predicted = dataset_stats(model_key, dataset).predicted_by_position(len(dataset))
+    others = np.flatnonzero((labels >= 0) & (labels != s.maps.class_index) & (predicted != s.maps.class_index))
+    check = run_safely(lambda: shortcut_check(key, *settings, k, cluster, area, dataset, s, others),
+                       "Checking the hot region")
+    if check is None:
+        return
+    first = s.maps.index[s.clusters(k) == cluster][:1]
+    image = dataset.model_images(first, bundle.input_size, bundle.channels).get(int(first[0])) if len(first) else None
+    if image is not None:
+        shown = to_display(image).copy()
+        shown[check.region] = (0.4 * shown[check.region] + 0.6 * np.array([214, 39, 40])).astype(np.uint8)
+        left.image(upscale(shown, 192), caption=f"The hot region ({check.region.mean():.1%} of the image) on "
+                                                 "one image of the cluster")
+    right.markdown(verdict(check))
+    right.altair_chart(shortcut_chart(check.frame, sc.GROUPS, sc.CONDITIONS), width="content")
+    summary = check.summary()
+    right.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "score": st.column_config.NumberColumn("mean class score", format="%.2f"),
+        "change": st.column_config.NumberColumn("mean change", format="%+.2f"),
+        "probability": st.column_config.NumberColumn(f"p({s.maps.class_name})", format="percent"),
+        "is_class": st.column_config.NumberColumn(f"called {s.maps.class_name}", format="percent")})
+    st.caption("Each line is one image: its class score (logit) as it is, with the hot region filled by the colour "
+               "around it, and with a region of the same shape shifted by half the image filled instead (the "
+               "control); other classes get the region pasted in from the cluster's images. A drop far larger than "
+               "the control's, only in this cluster, is measured evidence that the model uses that region.")
+
+
+def exports(key: MapsKey, settings: Settings, dataset: Dataset, s: Strategies) -> None:
+    """Download the analysis as a ViRelAy project and the cluster membership as CSV."""
+    name = slug(f"{dataset.name}-{s.maps.class_name}")
+    c1, c2 = st.columns(2)
+    data = run_safely(lambda: virelay_export(key, *settings, dataset, s), "Writing the ViRelAy project")
+    if data is not None:
+        c1.download_button("ViRelAy project (.zip)", data, file_name=f"xai-lens_{name}_virelay.zip",
+                           mime="application/zip", icon=":material/download:",
+                           help="Input, attribution and analysis HDF5 files with project.yaml and a label map, "
+                                "in the layout ViRelAy reads (open project.yaml with `virelay`), plus clusters.csv.")
+    c2.download_button("Cluster membership (.csv)", membership_csv(key, *settings, dataset, s),
+                       file_name=f"xai-lens_{name}_clusters.csv", mime="text/csv", icon=":material/download:")

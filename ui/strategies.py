@@ -72,8 +72,9 @@ def choose(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]) -> Anal
     labels, _ = model_labels(dataset, bundle.class_names)
     predicted = result.predicted_by_position(len(dataset))
     sizes = [len(spray.class_members(labels, predicted, c)[0]) for c in range(bundle.num_classes)]
-    keep_valid(f"{page}.sp_class", list(range(bundle.num_classes)), int(np.argmax(sizes)) if sizes[0] == 0 else 0)
-    c = select("Class", list(range(bundle.num_classes)), key=f"{page}.sp_class", where=c2,
+    class_key = f"{page}.sp_class.{key}"  # per model: another model's class list must not linger in the box
+    keep_valid(class_key, list(range(bundle.num_classes)), int(np.argmax(sizes)) if sizes[0] == 0 else 0)
+    c = select("Class", list(range(bundle.num_classes)), key=class_key, where=c2,
                labels=lambda i: f"{bundle.class_names[i]} ({sizes[i]} images)")
     usable = [m for m in ready_methods(bundle, key)[0] if "class" in get_method(m).targets]
     keep_valid(f"{page}.sp_method", usable, DEFAULT_METHOD if DEFAULT_METHOD in usable else usable[0])

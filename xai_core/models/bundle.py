@@ -291,9 +291,15 @@ class ModelBundle:
         """Catalogue of the logits model's layers, input first."""
 
         def build() -> list[LayerInfo]:
+            # The shape of each layer's output *in this model*: a layer of a flattened nested model was also called
+            # in the model it came from, maybe at another size (a model of any input size saved inside a fixed-size
+            # one), and then ``layer.output_shape`` is undefined.
+            shapes: dict[str, Any] = {}
+            for node in keras_compat.nodes_in_order(self.model):
+                shapes.setdefault(node.layer.name, tf.nest.flatten(node.outputs)[0].shape)
             out = []
             for i, layer in enumerate(self.model.layers):
-                shape = layer.output_shape
+                shape = shapes[layer.name] if layer.name in shapes else layer.output_shape  # noqa: SIM401 (lazy)
                 if isinstance(shape, list):  # InputLayer reports [(None, ...)]
                     shape = shape[0]
                 dims = tuple(int(d) if d is not None else -1 for d in shape[1:])

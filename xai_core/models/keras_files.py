@@ -13,12 +13,13 @@ would build differently or not at all becomes the built-in layers that compute t
 tests/models/test_keras3_zoo.py): ``keras.ops`` arithmetic recorded in a functional model (``x * (1 / 255)``,
 ``a + b``; Keras 3's own ConvNeXt and MobileNetV3 do it) → ``Rescaling`` / ``Add`` …, as are tf_keras's
 ``TFOpLambda`` layers for the same arithmetic; Keras 3's ``hard_sigmoid`` (relu6(x + 3) / 6; tf_keras's namesake is
-0.2 x + 0.5) and ``hard_silu`` → ``Rescaling`` → ``ReLU(max_value=1)`` (→ ``Multiply``), as tf_keras's own MobileNetV3
-builds them; LeakyReLU's ``negative_slope`` → ``alpha``. Custom layers, Lambda layers, Keras 3 layers tf_keras lacks
-and other operations refuse the file with one message that names each layer and says what to do. Layers are then built by tf_keras
-from that JSON in the current graph, and every variable gets the file's value in one ``session.run``
-(:func:`read_model`), matched by layer: a ``.keras`` file stores them per layer under a key made of the layer's
-class name (``conv2d``, ``conv2d_1`` … in layer order; Keras 3 also records the layer's name), an ``.h5`` file per
+0.2 x + 0.5) and ``hard_silu`` → ``Rescaling`` → ``ReLU(max_value=1)`` (→ ``Multiply``), as tf_keras's own
+MobileNetV3 builds them; LeakyReLU's ``negative_slope`` → ``alpha``. Custom layers, Lambda layers, Keras 3 layers
+tf_keras lacks and other operations refuse the file with one message that names each layer and says what to do.
+
+Layers are then built by tf_keras from that JSON in the current graph (:func:`build_model`), and every variable gets
+the file's value, matched by layer: a ``.keras`` file stores them per layer under a key made of the layer's class
+name (``conv2d``, ``conv2d_1`` … in layer order; Keras 3 also records the layer's name), an ``.h5`` file per
 layer name. Every shape is checked; a weight that fits nowhere refuses the file.
 
 Keras 3's augmentation layers that tf_keras lacks are built as the identity they are at inference; the others stay,
@@ -260,8 +261,10 @@ def _model_entry(entry: dict[str, Any], state: _Conversion) -> dict[str, Any]:
         keras3_nodes = any(isinstance(node, dict) for layer in cfg.get("layers", [])
                            for node in layer.get("inbound_nodes", []))
         if keras3_nodes:
-            _shift_nested_node_indices(new)
-    if state.keras3:
+            _shift_nested_node_indices(new, cfg.get("layers", []))
+    if state.keras3 and any(_hard(layer) for layer in layers):
+        if cls == "Sequential" and any(_hard(layer) not in (None, "hard_sigmoid") for layer in layers):
+            cls = _sequential_as_functional(new, state)  # hard SiLU branches: not a sequence of layers
         _expand_hard_activations(new, cls == "Sequential", state)
     if "build_input_shape" in cfg:
         new["build_input_shape"] = cfg["build_input_shape"]
@@ -568,12 +571,31 @@ def _count_leaves(value: Any) -> int:
     return 1
 
 
-def _shift_nested_node_indices(model_cfg: dict[str, Any]) -> None:
+def _sequential_as_functional(model_cfg: dict[str, Any], state: _Conversion) -> str:
+    """Give a (converted) Sequential config the form of the Functional model it is: each layer called on the one
+    before. Returns the new class name (still ``Sequential`` if it has no InputLayer to start from)."""
+    layers = model_cfg["layers"]
+    if not layers or layers[0].get("class_name") != "InputLayer":
+        state.refusals.append(f"Sequential model '{model_cfg.get('name')}' without an Input uses hard SiLU")
+        return "Sequential"
+    previous = None
+    for layer in layers:
+        name = layer["config"]["name"]
+        layer["name"] = name
+        layer["inbound_nodes"] = [] if previous is None else [[[previous, 0, 0, {}]]]
+        previous = name
+    model_cfg["input_layers"] = [[layers[0]["config"]["name"], 0, 0]]
+    model_cfg["output_layers"] = [[previous, 0, 0]]
+    model_cfg.pop("build_input_shape", None)
+    return "Functional"
+
+
+def _shift_nested_node_indices(model_cfg: dict[str, Any], saved_layers: list[dict[str, Any]]) -> None:
     """Keras 2 numbers the calls of a nested model from 1 (call 0 is the one that built it from its Input), in
     inbound nodes and in ``output_layers``. Keras 3 numbers them from 0 in inbound nodes, and in ``output_layers``
     from 1 for a Functional, from 0 for a Sequential (its ``get_config`` and ``functional_from_config``, Keras 3.15):
     those references are shifted by one."""
-    nested = {layer["name"]: layer["class_name"] for layer in model_cfg["layers"]
+    nested = {str(layer.get("name")): layer["class_name"] for layer in saved_layers  # the classes as saved
               if layer.get("class_name") in ("Functional", "Sequential") and _starts_with_input(layer)}
     if not nested:
         return
@@ -608,16 +630,11 @@ def _expand_hard_activations(model_cfg: dict[str, Any], sequential: bool, state:
     out: list[dict[str, Any]] = []
     moved: dict[str, str] = {}
     for layer in layers:
-        act = layer.get("config", {}).get("activation")
-        if act not in _HARD:
+        act = _hard(layer)
+        if act is None or (sequential and act != "hard_sigmoid"):  # the latter refused by the caller
             out.append(layer)
             continue
         name = str(layer.get("name") or layer["config"]["name"])
-        if sequential and act != "hard_sigmoid":
-            state.refusals.append(f"layer '{name}' uses activation '{act}' inside a Sequential model (rebuild it "
-                                  "as a functional model)")
-            out.append(layer)
-            continue
         is_activation = layer["class_name"] == "Activation"
         final = name if is_activation else _unique(f"{name}_{act}", taken)
         chain = _hard_chain(act, name, final, taken, None if sequential else layer.get("inbound_nodes", []),
@@ -640,6 +657,11 @@ def _expand_hard_activations(model_cfg: dict[str, Any], sequential: bool, state:
     for layer in out:
         layer.pop("_first_of_chain", None)
     model_cfg["layers"] = out
+
+
+def _hard(layer: dict[str, Any]) -> str | None:
+    act = (layer.get("config") or {}).get("activation")
+    return act if isinstance(act, str) and act in _HARD else None
 
 
 def _hard_chain(act: str, name: str, final: str, taken: set[str], inbound: list[Any] | None,

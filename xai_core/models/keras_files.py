@@ -283,7 +283,7 @@ def _layer_entry(entry: dict[str, Any], state: _Conversion, sequential: bool) ->
     if cls in MODEL_CLASSES:
         out = dict(_model_entry(entry, state))
     else:
-        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        cfg: dict[str, Any] = entry["config"] if isinstance(entry.get("config"), dict) else {}
         name = str(cfg.get("name") or entry.get("name"))
         shown = cls.split(">")[-1]
         if cls == "Lambda":
@@ -416,8 +416,8 @@ def _tf_op_layer(entry: dict[str, Any], name: str, state: _Conversion) -> dict[s
         item = _flat_op_node(node)
         kwargs = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
         constant_first |= item[:1] == ["_CONSTANT_VALUE"]
-        first = item[2] if item[:1] == ["_CONSTANT_VALUE"] else (item[:3] if len(item) >= 3 else None)
-        second = kwargs.get("y")
+        first: Any = item[2] if item[:1] == ["_CONSTANT_VALUE"] else (item[:3] if len(item) >= 3 else None)
+        second: Any = kwargs.get("y")
         layer: dict[str, Any] | None = None
         if set(kwargs) - {"y", "name"} or first is None:
             layer = None
@@ -425,7 +425,7 @@ def _tf_op_layer(entry: dict[str, Any], name: str, state: _Conversion) -> dict[s
             layer = {"class_name": _TF_TENSOR_OPS[function], "config": {"name": name, "dtype": "float32"}}
             nodes.append([[*first, {}], [*second, {}]])
         elif function in _TF_NUMBER_OPS and (_is_ref(first) != _is_ref(second)):
-            number, tensor = (second, first) if _is_ref(first) else (first, second)
+            number, tensor = (second, list(first)) if _is_ref(first) else (first, list(second))
             if isinstance(number, int | float) and not isinstance(number, bool):
                 scale, offset = _TF_NUMBER_OPS[function](float(number), not _is_ref(first))
                 layer = {"class_name": "Rescaling",

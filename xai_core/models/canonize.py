@@ -56,9 +56,10 @@ CANONIZATION_NOTE = (
     "layer with its scale γ/√(var + ε) computed directly. Both are exact at inference (logits agree to 1e-4). "
     "iNNvestigate's own BatchNorm rule divides two small differences, (y − β)/(x − μ), and on trained networks "
     "its LRP-0 maps had almost nothing in common with gradient × input (r ≈ 0.03), which they must equal; after "
-    "canonization they agree to r ≥ 0.999. Deep Taylor also gets the z⁺ rule at residual sums (iNNvestigate passes "
-    "the whole relevance to both inputs there). Your model itself is never changed; the plain-gradient methods, "
-    "CAM and occlusion use it as it is."
+    "canonization they agree to r ≥ 0.999. Rescaling and Normalization layers inside a model become the same "
+    "element-wise affine layers (iNNvestigate ignored their offset). Deep Taylor also gets the z⁺ rule at residual "
+    "sums (iNNvestigate passes the whole relevance to both inputs there). Your model itself is never changed; the "
+    "plain-gradient methods, CAM and occlusion use it as it is."
 )
 
 #: Attribute set on the element-wise affine layers that replace unfoldable BatchNormalization layers: rules that

@@ -78,14 +78,25 @@ def build(cache: Path = CACHE, slow: bool = False, timeout_s: float = 900) -> Pa
     procs = {f: subprocess.Popen([sys.executable, __file__, str(tmp / f), f, *(["--slow"] if slow else [])], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for f in FLAVOURS}
     failed = {}
-    for flavour, proc in procs.items():
-        out, _ = proc.communicate(timeout=timeout_s)
-        if proc.returncode != 0:
-            failed[flavour] = out[-4000:]
+    try:
+        for flavour, proc in procs.items():
+            out, _ = proc.communicate(timeout=timeout_s)
+            if proc.returncode != 0:
+                failed[flavour] = out[-4000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if failed or any(p.returncode != 0 for p in procs.values()):
+            shutil.rmtree(tmp, ignore_errors=True)
     if failed:
         raise RuntimeError(f"building the Keras 3 zoo failed: {failed}")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+    for stale in cache.iterdir():  # zoos of an older key (~0.65 GB each)
+        if stale != folder and stale.is_dir() and ".tmp-" not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
     return folder
 
 
@@ -147,6 +158,15 @@ class Builder:
             bn.moving_mean.assign(t.mean(axis=axes).astype(np.float32))
             bn.moving_variance.assign(t.var(axis=axes).astype(np.float32))
         return len(bns)
+
+    def train_briefly(self, model: Any, x: Any, seed: int, loss: Any = "sparse_categorical_crossentropy") -> None:
+        """Compile and fit one epoch, as a user's script does before saving: the file then also holds the optimizer's
+        state and the compile config, and the BatchNorm statistics are the ones training left."""
+        np = self.np
+        classes = int(model.outputs[0].shape[-1])
+        labels = np.random.default_rng(seed).integers(0, classes, len(x))
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+        model.fit(x, labels, epochs=1, batch_size=8, verbose=0)
 
     def logits(self, model: Any, x: Any) -> Any:
         """The scores before the output softmax (the output itself for a linear head)."""
@@ -269,6 +289,7 @@ class Builder:
         side = 32
         model = self.conv_bn_net(side)
         self.calibrate(model, _images(16, side, 1) / 255.0, 0)
+        self.train_briefly(model, _images(16, side, 2) / 255.0, 0)
         self.record("cnn_bn", model, side=side, head="softmax")
         # model.export(): a SavedModel of the computation only, zipped as a user would upload it
         export = self.out / "cnn_bn_export"
@@ -353,6 +374,8 @@ class Builder:
         outputs = layers.Dense(3, activation=None)(x)
         model = keras.Model(inputs, outputs, name="func_augment")
         self.calibrate(model, _images(16, side, 3), 3)
+        from_logits = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.train_briefly(model, _images(16, side, 31), 3, loss=from_logits)
         self.record("func_augment", model, side=side, preprocess="raw", head="none", augmentation=True)
 
     def transfer(self) -> None:
@@ -402,6 +425,7 @@ class Builder:
         try:
             model = self.conv_bn_net(side, seed=6, name="mixed")
             self.calibrate(model, _images(16, side, 6) / 255.0, 6)
+            self.train_briefly(model, _images(16, side, 61) / 255.0, 6)
         finally:
             keras.mixed_precision.set_global_policy("float32")
         self.record("mixed", model, side=side, seed=6, head="softmax", mixed=True)

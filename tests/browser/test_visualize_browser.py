@@ -76,3 +76,31 @@ def test_extreme_aspect_ratio_uploads_show_no_exception_box(page, app_url, tmp_p
         assert_no_exception(page)
         assert page.get_by_text("good.png", exact=False).count() >= 1, "the good image is still there"
         screenshot(page, f"{route}-extreme-aspect")
+
+
+def test_upload_keras3_resnet50_shows_the_converted_line_and_its_maps(page, app_url):
+    """Issue 24: a ResNet50 saved by Keras 3 (model.save('ResNet50.keras'), tests/keras3_zoo.py) uploaded under
+    "Use your own model": the page says the file was converted, and explains the model."""
+    import keras3_zoo
+
+    path = keras3_zoo.build() / "keras3" / "ResNet50.keras"
+    converted = "Keras 3.15.1 file, converted: 177 layers, 25.6 M weights"
+    page.goto(f"{app_url}/visualize")
+    wait_for_app(page)
+    page.get_by_text("Use your own model").first.click()
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Model file")
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+    wait_for_app(page, timeout_s=300)
+    assert_no_exception(page)
+    success = page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Loaded")
+    assert success.count() == 1 and converted in success.inner_text()
+    assert page.get_by_text(converted, exact=False).count() >= 2, "the success box and the model's summary"
+    assert page.locator('[data-testid="stImage"]').filter(has_text="ResNet50 (input 64×64)").count() == 1
+    overlays = page.locator('[data-testid="stImage"]').filter(has_text="overlay")
+    assert overlays.count() == 2, "one overlay per model: the demo CNN's and the uploaded ResNet50's (last)"
+    img = overlays.last.locator("img")
+    img.scroll_into_view_if_needed()
+    assert img.evaluate("el => el.complete && el.naturalWidth > 0"), "map image did not load"
+    screenshot(page, "visualize-keras3-resnet50-maps")
+    page.get_by_text(converted, exact=False).first.scroll_into_view_if_needed()
+    screenshot(page, "visualize-keras3-resnet50-converted")

@@ -243,3 +243,31 @@ def test_the_warning_names_the_layers_lrp_has_no_rule_for(tiny):
     assert layers_without_lrp_rule(tiny) == ""
     said = layers_without_lrp_rule(make_bundle(swish_se, "swish-se"))
     assert "swish" in said and "1 element-wise products" in said and "squeeze-and-excitation" in said
+
+
+def _input_scalings() -> tf.keras.Model:
+    """Rescaling with an offset (as before a transfer base: pixels → [−1, 1]), an adapted-like Normalization."""
+    tf.keras.utils.set_random_seed(4)
+    inp = L.Input(SHAPE)
+    x = L.Rescaling(1 / 127.5, offset=-1.0, name="to_pm1")(inp)
+    x = L.Normalization(mean=[0.1, -0.2, 0.3], variance=[0.5, 2.0, 1.5], name="norm")(x)
+    x = L.Conv2D(6, 3, activation="relu", name="c1")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return tf.keras.Model(inp, L.Dense(5, name="logits")(x))
+
+
+def test_rescaling_and_normalization_become_elementwise_affine_layers(pixels):
+    """In pixel space LRP-0 must equal gradient × input; iNNvestigate sends relevance through a Rescaling or
+    Normalization by its gradient, which drops their offset: r was 0.4-0.7 on the Keras 3 zoo's transfer model.
+    As element-wise affine layers (the z-rule applies), the identity holds and the logits are unchanged."""
+    bundle = make_bundle(_input_scalings, "scalings")
+    c = bundle.canonical_model(None)
+    assert c.scalings == ["to_pm1", "norm"] and "Rescaling/Normalization" in c.summary()
+    x = bundle.preprocess(pixels)
+    with bundle.scope():
+        canonical = c.model.predict(x, verbose=0)
+    np.testing.assert_allclose(canonical, bundle.logits(x), rtol=1e-5, atol=1e-5)
+    lrp = explain(bundle, "lrp.z", pixels).raw
+    ixg = explain(bundle, "input_t_gradient", pixels).raw
+    r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(lrp, ixg)]
+    assert min(r) >= 0.999, r

@@ -50,6 +50,32 @@ def test_every_keras_application_is_recognised_by_its_layer_names(name):
         assert network == name
 
 
+KERAS3_NAMES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "keras3_app_configs.json.gz"
+
+
+def _keras3_layer_names() -> dict[str, list[str]]:
+    with gzip.open(KERAS3_NAMES_FILE, "rt") as f:
+        return {name: entry["names"] for name, entry in json.load(f).items() if not name.startswith("__")}
+
+
+@pytest.mark.parametrize("name", sorted(_keras3_layer_names()))
+def test_every_keras3_application_is_recognised_by_its_layer_names(name):
+    """The 40 networks of Keras 3.15 (scripts/record_keras3_app_configs.py): Keras 3 writes "_" where Keras 2 had
+    "/" (DenseNet's conv1/conv is conv1_conv) and names MobileNetV3's layers anew; each still maps to its family
+    and convention, and ResNet / DenseNet / VGG depth is named exactly."""
+    found = recognise(_fake(_keras3_layer_names()[name]))
+    spec = APPLICATIONS[name]
+    if spec.module in SELF_RESCALING:
+        assert found is None
+        return
+    assert found is not None, name
+    fp, network = found
+    assert fp.module == {"vgg19": "vgg16"}.get(spec.module, spec.module)
+    assert fp.convention == spec.convention
+    if name in EXACT:
+        assert network == name
+
+
 def test_names_of_other_models_are_not_taken_for_an_application():
     assert recognise(_fake(["input", "conv1", "conv2", "pool1", "flatten", "dense1", "predictions"])) is None
     assert recognise(_fake(["input_1", "block1_conv1", "block1_conv2", "fc1"])) is None  # VGG-like, not VGG

@@ -79,7 +79,7 @@ def test_lambda_in_h5_is_stopped_by_safe_mode_even_without_the_scan(
     builds layers inside Keras' SafeModeScope); the Lambda never runs."""
     import xai_core.models.upload as upload
 
-    monkeypatch.setattr(upload, "_check_config", lambda config, filename: None)
+    monkeypatch.setattr(upload, "_check_config", lambda file, filename: None)
     marker: Path = files["marker"]
     marker.unlink(missing_ok=True)
     with pytest.raises(ModelLoadError, match="'evil_lambda' is a Lambda layer, which holds Python code"):
@@ -113,7 +113,7 @@ def test_keras_errors_are_wrapped(files: dict[str, Any]) -> None:
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
         entries = {n: zf.read(n) for n in zf.namelist()}
     entries["config.json"] = entries["config.json"].replace(b'"Conv2D"', b'"MyFancyConv"')
-    with pytest.raises(ModelLoadError, match="layer types that are not part of Keras: MyFancyConv"):
+    with pytest.raises(ModelLoadError, match=r"custom layers \('conv' \(MyFancyConv\)\)"):
         load_user_model(make_zip(entries), "custom.keras")
     # a config Keras itself rejects: the original message is appended to ours
     entries["config.json"] = entries["config.json"].replace(b'"MyFancyConv"', b'"Conv2D"').replace(

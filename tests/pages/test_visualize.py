@@ -301,3 +301,20 @@ def test_extreme_uploads_are_decoded_to_usable_sizes():
     items, errors = decode_uploads(files, max_side=1024)
     assert not errors and len(items) == 3
     assert all(min(i.pixels.shape[:2]) >= MIN_SIDE for i in items)
+
+
+def test_an_uploaded_keras3_model_shows_what_reading_it_did():
+    """A model saved by Keras 3 (the zoo's CNN, uploaded as from the file uploader): its summary under Models says
+    that the file was converted, and it is explained."""
+    import keras3_zoo
+
+    from ui.cache import register_upload
+
+    path = keras3_zoo.build() / "keras3" / "cnn_bn.keras"
+    key = register_upload(path.read_bytes(), "my_keras3_cnn.keras")
+    at = app(PAGE, default_timeout=TIMEOUT)
+    at.session_state["visualize.models"] = [key]
+    ok(at.run())
+    lines = [c.value for c in at.caption if "my_keras3_cnn" in c.value]
+    assert len(lines) == 1 and "Keras 3.15.1 file, converted: 10 layers, 1,523 weights" in lines[0], lines
+    assert any("Why?" in s.value for s in at.subheader)

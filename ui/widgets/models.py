@@ -84,8 +84,9 @@ def _upload_section(page: str, key: str, max_models: int) -> None:
         bundle = run_safely(lambda: get_model(ukey), f"Loading '{file.name}'")
         if bundle is None:
             return
-        st.success(f"Loaded **{bundle.name}**: {bundle.num_classes} classes, input "
-                   f"{'×'.join(map(str, bundle.input_shape))}. Preprocessing "
+        report = bundle.info.get("load_report")
+        st.success(f"Loaded **{bundle.name}**{f' ({report})' if report else ''}: {bundle.num_classes} classes, "
+                   f"input {'×'.join(map(str, bundle.input_shape))}. Preprocessing "
                    f"{bundle.info.get('preprocessing_reason', bundle.preprocessing.name)}",
                    icon=":material/check_circle:")
         if not bundle.info.get("preprocessing_certain", True):

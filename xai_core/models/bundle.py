@@ -308,9 +308,15 @@ class ModelBundle:
         """Catalogue of the logits model's layers, input first."""
 
         def build() -> list[LayerInfo]:
+            # The shape of each layer's output *in this model*: a layer of a flattened nested model was also called
+            # in the model it came from, maybe at another size (a model of any input size saved inside a fixed-size
+            # one), and then ``layer.output_shape`` is undefined.
+            shapes: dict[str, Any] = {}
+            for node in keras_compat.nodes_in_order(self.model):
+                shapes.setdefault(node.layer.name, tf.nest.flatten(node.outputs)[0].shape)
             out = []
             for i, layer in enumerate(self.model.layers):
-                shape = layer.output_shape
+                shape = shapes[layer.name] if layer.name in shapes else layer.output_shape  # noqa: SIM401 (lazy)
                 if isinstance(shape, list):  # InputLayer reports [(None, ...)]
                     shape = shape[0]
                 dims = tuple(int(d) if d is not None else -1 for d in shape[1:])
@@ -332,11 +338,14 @@ class ModelBundle:
 
     def summary(self) -> str:
         """One compact Markdown line: name, input, parameters, layers, classes, preprocessing (and why it was
-        chosen, marked when it is a guess), source."""
+        chosen, marked when it is a guess), source; for an uploaded Keras file, what reading it did ("Keras 3.15.1
+        file, converted: 177 layers, 25.6 M weights")."""
         why = self.info.get("preprocessing_reason")
         pre = f"preprocessing *{self.preprocessing.name}* ({self.preprocessing.description or 'custom'})"
         line = (f"**{self.name}** · input {'×'.join(map(str, self.input_shape))} · {self.num_params:,} parameters · "
                 f"{len(self.layers)} layers · {self.num_classes} classes · {pre} · {self.source or 'unknown source'}")
+        if self.info.get("load_report"):
+            line += f"  \n{self.info['load_report']}"
         if why:
             guess = "⚠️ " if not self.info.get("preprocessing_certain", True) else ""
             line += f"  \n{guess}Preprocessing {why}"

@@ -20,7 +20,13 @@ The standard cure (Zennit's ``SequentialMergeBatchNorm``; Hui & Binder 2019) is 
   bias (wrapped in Reshape for non-image tensors), so each method applies its own rule to it, with ``s``
   computed directly.
 
-Both are exact at inference up to float rounding (tests: logits within 1e-4 relative). The user's model is
+* a ``Rescaling`` or ``Normalization`` (``s · x + t`` per channel; models saved with Keras 3 carry them inside,
+  e.g. ``Rescaling(1/127.5, offset=-1)`` before a transfer-learning base) becomes the same element-wise affine
+  layer. iNNvestigate sends relevance through them by their gradient, which ignores the offset: LRP-0 in pixel
+  space then lost its identity with gradient × input (r = −0.78 on a small net, 0.4-0.7 on the Keras 3 zoo's
+  transfer model; ≥ 0.99 as affine layers).
+
+All are exact at inference up to float rounding (tests: logits within 1e-4 relative). The user's model is
 never changed: the canonical model is a new functional model over the same input tensor that reuses every
 other layer (weights shared), built once per (bundle, target layer) and cached in the bundle.
 
@@ -50,9 +56,10 @@ CANONIZATION_NOTE = (
     "layer with its scale γ/√(var + ε) computed directly. Both are exact at inference (logits agree to 1e-4). "
     "iNNvestigate's own BatchNorm rule divides two small differences, (y − β)/(x − μ), and on trained networks "
     "its LRP-0 maps had almost nothing in common with gradient × input (r ≈ 0.03), which they must equal; after "
-    "canonization they agree to r ≥ 0.999. Deep Taylor also gets the z⁺ rule at residual sums (iNNvestigate passes "
-    "the whole relevance to both inputs there). Your model itself is never changed; the plain-gradient methods, "
-    "CAM and occlusion use it as it is."
+    "canonization they agree to r ≥ 0.999. Rescaling and Normalization layers inside a model become the same "
+    "element-wise affine layers (iNNvestigate ignored their offset). Deep Taylor also gets the z⁺ rule at residual "
+    "sums (iNNvestigate passes the whole relevance to both inputs there). Your model itself is never changed; the "
+    "plain-gradient methods, CAM and occlusion use it as it is."
 )
 
 #: Attribute set on the element-wise affine layers that replace unfoldable BatchNormalization layers: rules that
@@ -76,6 +83,8 @@ class Canonization:
     folded : ``(linear layer, BN layer)`` names folded together.
     affine : names of BN layers replaced by an element-wise affine layer.
     fused_relu : names of ReLU activation layers moved into a folded layer.
+    sums : names of Add layers turned into unit-weight kernel layers (``sum_rule``).
+    scalings : names of Rescaling / Normalization layers replaced by an element-wise affine layer.
     """
 
     model: Any
@@ -83,14 +92,16 @@ class Canonization:
     affine: list[str] = field(default_factory=list)
     fused_relu: list[str] = field(default_factory=list)
     sums: list[str] = field(default_factory=list)
+    scalings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.folded or self.affine or self.sums)
+        return bool(self.folded or self.affine or self.sums or self.scalings)
 
     def added_kernel_layers(self) -> set[str]:
         """Names of the layers with weights that the canonical model has and the user's model has not."""
-        return {f"{name}_affine" for name in self.affine} | {f"{name}_sum" for name in self.sums}
+        return ({f"{name}_affine" for name in self.affine + self.scalings}
+                | {f"{name}_sum" for name in self.sums})
 
     def summary(self) -> str:
         """One sentence for the UI: what was folded, what became affine."""
@@ -105,6 +116,9 @@ class Canonization:
                          f"({', '.join(self.affine[:3])}{', …' if len(self.affine) > 3 else ''})")
         if self.sums:
             parts.append(f"{len(self.sums)} Add layer(s) given the method's own rule")
+        if self.scalings:
+            parts.append(f"{len(self.scalings)} Rescaling/Normalization layer(s) treated as element-wise affine "
+                         "layers")
         return "; ".join(parts) + " (exact at inference)."
 
 
@@ -125,6 +139,32 @@ def bn_scale_shift(bn: Any, values: dict[str, np.ndarray]) -> tuple[np.ndarray, 
     beta = values.get("beta", np.zeros_like(mean)).astype(np.float64)
     s = gamma / np.sqrt(var + float(bn.epsilon))
     return s, beta - mean * s
+
+
+def scaling_scale_shift(layer: Any, channels: int, statistics: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, t)`` per channel with ``layer(x) = s · x + t``, in float64: a ``Rescaling`` (``x · scale + offset``)
+    or a ``Normalization`` (``(x − mean) / max(√variance, ε)``, ``statistics`` its mean and variance)."""
+    if isinstance(layer, tf.keras.layers.Normalization):
+        mean, variance = (np.broadcast_to(np.asarray(v, np.float64).ravel(), (channels,)) for v in statistics)
+        s = 1.0 / np.maximum(np.sqrt(variance), tf.keras.backend.epsilon())
+        return s, -mean * s
+    scale, offset = (np.broadcast_to(np.asarray(v, np.float64).ravel(), (channels,))
+                     for v in (layer.scale, layer.offset))
+    return scale.copy(), offset.copy()
+
+
+def _is_scaling(layer: Any, n: Any) -> bool:
+    """A ``Rescaling`` or ``Normalization`` (over the last axis, not inverted) of one channels-last tensor, with one
+    scale and offset per channel or for all: an element-wise affine layer."""
+    if len(n.flat_input_ids) != 1 or not hasattr(n.outputs, "shape"):
+        return False
+    rank, channels = len(n.outputs.shape), n.outputs.shape[-1]
+    if isinstance(layer, tf.keras.layers.Rescaling):
+        return all(np.size(v) in (1, channels) for v in (layer.scale, layer.offset))
+    if isinstance(layer, tf.keras.layers.Normalization):
+        axis = [int(a) % rank for a in (layer.axis if isinstance(layer.axis, list | tuple) else [layer.axis])]
+        return not getattr(layer, "invert", False) and axis == [rank - 1]
+    return False
 
 
 def _channel_axis_last(bn: Any, rank: int) -> bool:
@@ -206,6 +246,22 @@ class _Weights:
         self.pending.append((conv, list(bn.weights), values))
         return _from_4d(h, shape, f"{bn.name}_from4d")
 
+    def scaling(self, layer: Any, x: Any) -> Any:
+        """A ``Rescaling`` / ``Normalization`` layer (``s · x + t`` per channel) as a 1×1 DepthwiseConv2D."""
+        h, shape = _to_4d(x, f"{layer.name}_to4d")
+        conv = tf.keras.layers.DepthwiseConv2D(1, use_bias=True, depthwise_initializer="zeros",
+                                               name=f"{layer.name}_affine")
+        setattr(conv, ELEMENTWISE, True)
+        h = conv(h)
+        sources = [layer.mean, layer.variance] if isinstance(layer, tf.keras.layers.Normalization) else []
+
+        def values(v: dict[int, np.ndarray]) -> list[np.ndarray]:
+            s, t = scaling_scale_shift(layer, shape[-1], [v[id(w)] for w in sources])
+            return [s.reshape(1, 1, -1, 1).astype(np.float32), t.astype(np.float32)]
+
+        self.pending.append((conv, sources, values))
+        return _from_4d(h, shape, f"{layer.name}_from4d")
+
     def add(self, layer: Any, xs: list[Any], relu: bool) -> Any:
         """``Σ xs`` as a DepthwiseConv2D with unit weights: each input reshaped to ``(H·W, 1, C)``, side by side
         ``(H·W, n, C)``, summed by a ``1 × n`` kernel (see :func:`canonize`)."""
@@ -271,7 +327,7 @@ def canonize(model: Any, sum_rule: bool = False) -> Canonization:
     bn, add = tf.keras.layers.BatchNormalization, tf.keras.layers.Add
     kinds = (bn, add) if sum_rule else (bn,)
     nodes = [n for n in nodes_in_order(model) if not n.is_input]
-    if not any(isinstance(n.layer, kinds) for n in nodes):
+    if not any(isinstance(n.layer, kinds) or _is_scaling(n.layer, n) for n in nodes):
         return Canonization(model)
     consumers = Counter(t_id for n in nodes for t_id in n.flat_input_ids)
     for t in model.outputs:
@@ -322,6 +378,9 @@ def canonize(model: Any, sum_rule: bool = False) -> Canonization:
         elif sum_rule and isinstance(layer, tf.keras.layers.Add) and len(n.flat_input_ids) > 1:
             out = weights.add(layer, [tensors[t_id] for t_id in n.flat_input_ids], relu is not None)
             result.sums.append(layer.name)
+        elif _is_scaling(layer, n):
+            out = weights.scaling(layer, tensors[n.flat_input_ids[0]])
+            result.scalings.append(layer.name)
         elif not any(t_id in changed for t_id in n.flat_input_ids):
             for t_id, t in zip(n.flat_output_ids, tf.nest.flatten(n.outputs)):
                 tensors[t_id] = t  # upstream of every change: reuse the original tensors

@@ -41,8 +41,20 @@ class Fingerprint:
     required_prefixes: tuple[str, ...] = ()
 
     def matches(self, names: set[str]) -> bool:
-        return (all(n in names for n in self.required) and not any(n in names for n in self.forbidden)
+        """``names``: the model's layer names, written as :func:`_keras3_name` writes them."""
+        required, forbidden = map(_keras3_names, (self.required, self.forbidden))
+        return (all(n in names for n in required) and not any(n in names for n in forbidden)
                 and all(any(n.startswith(p) for n in names) for p in self.required_prefixes))
+
+
+def _keras3_name(name: str) -> str:
+    """Keras 3 forbids "/" in layer names and writes "_" where Keras 2's applications have it (DenseNet's
+    ``conv1/conv`` is ``conv1_conv``): names are compared in that form."""
+    return name.replace("/", "_")
+
+
+def _keras3_names(names: tuple[str, ...]) -> set[str]:
+    return {_keras3_name(n) for n in names}
 
 
 FINGERPRINTS: tuple[Fingerprint, ...] = (
@@ -61,6 +73,9 @@ FINGERPRINTS: tuple[Fingerprint, ...] = (
     Fingerprint("densenet", "DenseNet", "torch", ("conv1/conv", "conv2_block1_0_bn", "conv2_block1_concat", "bn")),
     Fingerprint("nasnet", "NASNet", "tf", ("stem_conv1", "stem_bn1"), required_prefixes=("normal_concat_",)),
     Fingerprint("mobilenet_v3", "MobileNetV3", "raw", ("Conv/BatchNorm", "expanded_conv/depthwise")),
+    # Keras 3 names MobileNetV3's layers anew (lower case, "_bn")
+    Fingerprint("mobilenet_v3", "MobileNetV3", "raw", ("conv_bn", "expanded_conv_depthwise_bn",
+                                                       "expanded_conv_project_bn", "expanded_conv_1_expand")),
     Fingerprint("efficientnet", "EfficientNet", "raw", ("stem_conv", "stem_bn", "block1a_dwconv", "top_conv"),
                 ("block1a_project_activation",)),
     Fingerprint("efficientnet_v2", "EfficientNetV2", "raw", ("stem_conv", "stem_bn", "top_conv",
@@ -107,7 +122,7 @@ def _network(fp: Fingerprint, names: set[str]) -> str:
 
 def recognise(model: Any) -> tuple[Fingerprint, str] | None:
     """``(fingerprint, network name)`` of the ``keras.applications`` architecture ``model`` is built on, or None."""
-    names = {layer.name for layer in model.layers}
+    names = {_keras3_name(layer.name) for layer in model.layers}
     for fp in FINGERPRINTS:
         if fp.matches(names):
             return fp, _network(fp, names)

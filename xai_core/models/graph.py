@@ -19,11 +19,13 @@ _HEADS = ("softmax", "sigmoid")
 AUGMENTATION = frozenset({
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
     "RandomCrop", "RandomHeight", "RandomWidth",
-    # Keras 3 only (tf_keras has no such class): the identity at inference, so built as a linear Activation
+    # Keras 3 only (tf_keras has no such class): the identity at inference (each one's transform_images returns
+    # its input unless training, Keras 3.15 source), so built as a linear Activation. Not here: AutoContrast
+    # ("active at both training and inference time") and Pipeline (runs whatever layers it holds).
     "RandomColorJitter", "RandomColorDegeneration", "RandomGrayscale", "RandomHue", "RandomSaturation",
     "RandomSharpness", "RandomShear", "RandomPerspective", "RandomElasticTransform", "RandomErasing",
-    "RandomGaussianBlur", "RandomInvert", "RandomPosterization", "Solarization", "AutoContrast", "Equalization",
-    "MixUp", "CutMix", "AugMix", "RandAugment", "Pipeline",
+    "RandomGaussianBlur", "RandomInvert", "RandomPosterization", "Solarization", "Equalization",
+    "MixUp", "CutMix", "AugMix", "RandAugment",
 })
 
 
@@ -44,8 +46,8 @@ def validate_classifier(model: Any) -> None:
         )
     if len(inputs) != 1:
         raise ModelLoadError(
-            f"The model has {len(inputs)} inputs; XAI Lens explains image classifiers with exactly one "
-            "image input."
+            f"The model has {len(inputs)} inputs ({_names(inputs)}); XAI Lens explains image classifiers with "
+            "exactly one input, an image, so it cannot explain this model."
         )
     shape = tuple(inputs[0].shape)
     if len(shape) != 4:
@@ -60,12 +62,15 @@ def validate_classifier(model: Any) -> None:
         )
     if shape[1] is None or shape[2] is None:
         raise ModelLoadError(
-            "The model's input has no fixed height and width. Re-save it with a fixed input size, e.g. "
-            "keras.Input((224, 224, 3))."
+            "The model's input has no fixed height and width; maps need one. Call the model on an input of the "
+            "size it was trained for and save that: inputs = keras.Input((224, 224, 3)); "
+            "keras.Model(inputs, model(inputs)).save('model.keras')."
         )
     if len(outputs) != 1:
         raise ModelLoadError(
-            f"The model has {len(outputs)} outputs; XAI Lens needs exactly one output of class scores."
+            f"The model has {len(outputs)} outputs ({_names(outputs)}); XAI Lens explains one output of class "
+            "scores. Save a model of the output to explain and upload that file, e.g. for the first one: "
+            "keras.Model(model.inputs, model.outputs[0]).save('model.keras')."
         )
     out = tuple(outputs[0].shape)
     if len(out) != 2 or out[1] is None:
@@ -73,6 +78,11 @@ def validate_classifier(model: Any) -> None:
             f"The model's output has shape {out}, not one score per class (N, classes). "
             "Segmentation and detection models are not supported."
         )
+
+
+def _names(tensors: list[Any]) -> str:
+    """The names of the layers that made ``tensors``, quoted: "'image', 'metadata'"."""
+    return ", ".join(f"'{keras_compat.keras_history(t)[0].name}'" for t in tensors)
 
 
 def reserve_layer_names(model: Any) -> None:

@@ -29,9 +29,8 @@ from xai_core.data.archive import safe_extract_zip
 from xai_core.errors import DatasetError, InvalidParameterError, ModelLoadError, XaiLensError
 from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
 from xai_core.models.fingerprint import detect_preprocessing
-from xai_core.models.graph import AUGMENTATION
 from xai_core.models.imagenet import NUM_IMAGENET_CLASSES, imagenet_class_names
-from xai_core.models.keras_files import LoadReport, ModelFile, build_model, open_model_file
+from xai_core.models.keras_files import LoadReport, ModelFile, build_model, open_model_file, to_keras2
 
 #: File name endings accepted for an uploaded model.
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".zip")
@@ -157,41 +156,12 @@ def _refuse_lambdas(config: Any, filename: str) -> None:
         )
 
 
-def find_unknown_layers(config: Any) -> list[str]:
-    """Class names of layers in a model config that neither Keras nor XAI Lens can build.
-
-    Only entries of ``layers`` lists are checked (the layers of Functional/Sequential models, at any depth).
-    """
-    import tensorflow as tf
-
-    known = {n for n in dir(tf.keras.layers) if n[:1].isupper()} | set(keras_compat.application_layers())
-    known |= AUGMENTATION  # Keras 3's that tf_keras lacks are built as the identity they are at inference
-    known |= {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer"}
-    unknown: list[str] = []
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            layers = node.get("layers")
-            if isinstance(layers, list):
-                unknown += [str(e["class_name"]) for e in layers
-                            if isinstance(e, dict) and isinstance(e.get("class_name"), str)
-                            and e["class_name"] not in known]
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return sorted(set(unknown))
-
-
-def _check_config(config: Any, filename: str) -> None:
-    _refuse_lambdas(config, filename)
-    unknown = find_unknown_layers(config)
-    if unknown:
-        raise ModelLoadError(
-            f"'{filename}' uses layer types that are not part of Keras: {', '.join(unknown)}. Custom layers "
-            "are defined in your own code, which is not inside the file; XAI Lens can only load models made "
-            "of built-in Keras layers."
-        )
+def _check_config(file: ModelFile, filename: str) -> None:
+    """Refuse, before anything is built, a Lambda layer (Python code) and whatever the Keras 2 engine cannot build
+    as saved: custom layers, Keras 3 layers and operations it lacks (:func:`~xai_core.models.keras_files.to_keras2`
+    names each layer and says what to do)."""
+    _refuse_lambdas(file.config, filename)
+    to_keras2(file.config, file.keras3, filename)
 
 
 def _json(raw: bytes | str, what: str, filename: str) -> Any:
@@ -293,7 +263,7 @@ def load_user_model(
     file: ModelFile | None = None
     if kind in ("keras", "h5"):
         file = open_model_file(src.data, src.filename, kind)
-        _check_config(file.config, src.filename)
+        _check_config(file, src.filename)
 
     flattened: dict[str, bool] = {}
     report: dict[str, LoadReport] = {}

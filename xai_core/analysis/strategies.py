@@ -337,7 +337,7 @@ def where(mean_map: np.ndarray, share: float = 0.05) -> tuple[str, float]:
     thirds = np.add.reduceat(np.add.reduceat(p, _edges(h, 3), axis=0), _edges(w, 3), axis=1)
     r, c = np.unravel_index(int(np.argmax(thirds)), (3, 3))
     top = np.sort(p.ravel())[::-1][: max(1, round(share * p.size))]
-    return REGIONS[r][c], float(top.sum() / total)
+    return REGIONS[r][c], float(top.sum()) / float(total)
 
 
 def image_frame(s: Strategies, k: int, ids: Sequence[str], tagged: np.ndarray | None = None) -> pd.DataFrame:
@@ -389,7 +389,7 @@ def agreement(labels: np.ndarray, truth: np.ndarray) -> tuple[int, float, float]
     for c in np.unique(labels):
         sel = labels == c
         hit = float((sel & truth).sum())
-        purity, recall = hit / sel.sum(), hit / max(truth.sum(), 1)
+        purity, recall = hit / float(sel.sum()), hit / max(float(truth.sum()), 1.0)
         f1 = 0.0 if hit == 0 else 2 * purity * recall / (purity + recall)
         if f1 > score:
             best, score, pr = int(c), f1, (purity, recall)

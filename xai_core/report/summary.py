@@ -42,7 +42,7 @@ def prediction_line(name: str, image_names: Sequence[str], probs: np.ndarray, cl
         return f"{name} predicts " + "; ".join(parts) + "."
     counts = pd.Series([class_names[t] for t in top]).value_counts()
     classes = ", ".join(f"**{c}** ×{n}" for c, n in counts.head(5).items()) + (" …" if len(counts) > 5 else "")
-    worst = int(conf.argmin())
+    worst = int(np.argmin(conf))
     return (f"{name} predicts {classes} for the {len(top)} images, {float(conf.mean()):.1%} sure on average; least "
             f"sure on {image_names[worst]} ({conf[worst]:.1%} {class_names[top[worst]]}).")
 

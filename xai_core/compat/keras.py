@@ -55,11 +55,15 @@ def check_version() -> str:
         raise KerasVersionError(
             f"XAI Lens's changes to Keras (xai_core/compat/keras.py) are written for tf_keras {WRITTEN_FOR}.x; "
             f"tf_keras {version} is installed. Install the locked environment (make run), or review that module.")
-    keras_package = tf.keras.layers.Layer.__module__.split(".")[0]  # tf.keras is a lazy loader: ask a class
-    if keras_package != "tf_keras":
+    # tf.keras is a lazy loader (ask a class), and ``import tensorflow.keras.layers`` (as iNNvestigate does) is
+    # resolved apart from it, once, when TensorFlow is imported: both must be tf_keras.
+    packages = {tf.keras.layers.Layer.__module__.split(".")[0],
+                importlib.import_module("tensorflow.keras.layers").Layer.__module__.split(".")[0]}
+    if packages != {"tf_keras"}:
         raise KerasVersionError(
-            f"tf.keras is {keras_package}, not tf_keras: TensorFlow was imported before xai_core could set "
-            "TF_USE_LEGACY_KERAS=1. Import xai_core first (or set TF_USE_LEGACY_KERAS=1 in the environment).")
+            f"tf.keras is {' and '.join(sorted(packages))}, not tf_keras: TensorFlow was imported before xai_core "
+            "could set TF_USE_LEGACY_KERAS=1. Import xai_core first (or set TF_USE_LEGACY_KERAS=1 in the "
+            "environment).")
     return version
 
 

@@ -13,9 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from threadpoolctl import threadpool_limits
 
 from xai_core.analysis.explore.metrics import Predictions
 from xai_core.errors import InvalidParameterError
@@ -106,6 +103,10 @@ def tsne(features: np.ndarray, pred: Predictions, perplexity: float = 30.0, seed
     -------
     Embedding
     """
+    from sklearn.decomposition import PCA  # scikit-learn takes 2 s to import: not on the way to the first page
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     if len(x) != len(pred.index):
         raise InvalidParameterError(f"{len(x)} feature rows for {len(pred.index)} images.")

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from xai_core.analysis.dataset_pass import DatasetPass, LayerStats
 from xai_core.data.dataset import Dataset, model_labels
@@ -109,6 +108,8 @@ def per_class_table(pred: Predictions) -> pd.DataFrame:
     """
     keep = _require_labels(pred)
     k = pred.num_classes
+    from sklearn.metrics import precision_recall_fscore_support  # 2 s to import: not on the way to the first page
+
     p, r, f, s = precision_recall_fscore_support(pred.labels[keep], pred.predicted[keep], labels=np.arange(k),
                                                  zero_division=0)
     return pd.DataFrame({"class_index": np.arange(k), "class": list(pred.class_names), "precision": p,
@@ -152,6 +153,8 @@ def confusion_frame(pred: Predictions, present_only: bool = False) -> pd.DataFra
     classes = np.arange(pred.num_classes)
     if present_only:
         classes = np.union1d(pred.labels[keep], pred.predicted[keep])
+    from sklearn.metrics import confusion_matrix
+
     cm = confusion_matrix(pred.labels[keep], pred.predicted[keep], labels=classes)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, np.float64), where=rows > 0)

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,19 +32,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser.browser_helpers import wait_for_app
-from browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, _free_port
+from browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, _free_port, _healthy
 
 METHOD_LABELS = {"lrp.alpha_2_beta_1": ("LRP", "LRP-α2β1"), "deep_taylor": ("Deep Taylor", "Deep Taylor"),
                  "gradient": ("Gradient", "Gradient (saliency)"), "gradcam": ("CAM", "Grad-CAM"),
                  "lrp.z": ("LRP", "LRP-0 (z rule)"), "guided_backprop": ("Gradient", "Guided Backprop")}
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.read().decode().strip() == "ok"
-    except OSError:
-        return False
 
 
 def _server(log: Path) -> tuple[subprocess.Popen, str]:

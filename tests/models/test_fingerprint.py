@@ -36,8 +36,12 @@ def _fake(names: list[str]) -> SimpleNamespace:
 def test_every_keras_application_is_recognised_by_its_layer_names(name):
     """All 71 networks (layer names as Keras 2.14 builds them, stored in tests/fixtures): each maps to its own
     family, whose documented convention is the catalogue's; ResNet / DenseNet / VGG depth is named exactly."""
-    entry = _layer_names()[name]
-    found = recognise(_fake(entry["names"]))
+    _assert_recognised(name, _layer_names()[name]["names"])
+
+
+def _assert_recognised(name: str, layer_names: list[str]) -> None:
+    """``name``'s family and convention are found from its layer names (depth too for ResNet / DenseNet / VGG)."""
+    found = recognise(_fake(layer_names))
     spec = APPLICATIONS[name]
     if spec.module in SELF_RESCALING:
         assert found is None
@@ -63,17 +67,7 @@ def test_every_keras3_application_is_recognised_by_its_layer_names(name):
     """The 40 networks of Keras 3.15 (scripts/record_keras3_app_configs.py): Keras 3 writes "_" where Keras 2 had
     "/" (DenseNet's conv1/conv is conv1_conv) and names MobileNetV3's layers anew; each still maps to its family
     and convention, and ResNet / DenseNet / VGG depth is named exactly."""
-    found = recognise(_fake(_keras3_layer_names()[name]))
-    spec = APPLICATIONS[name]
-    if spec.module in SELF_RESCALING:
-        assert found is None
-        return
-    assert found is not None, name
-    fp, network = found
-    assert fp.module == {"vgg19": "vgg16"}.get(spec.module, spec.module)
-    assert fp.convention == spec.convention
-    if name in EXACT:
-        assert network == name
+    _assert_recognised(name, _keras3_layer_names()[name])
 
 
 def test_names_of_other_models_are_not_taken_for_an_application():

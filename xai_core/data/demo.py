@@ -323,17 +323,7 @@ def load_shapes_set(split: str = "test") -> DemoSet:
         ids ``"shapes/<split>/<i>"``; the same image has the same id in ``"all"``.
     """
     _check_split(split)
-    if split != "all":
-        return _shapes_split(split)
-    parts = [_shapes_split("train"), _shapes_split("test")]
-    return DemoSet(
-        name="shapes/all",
-        images=_readonly(np.concatenate([p.images for p in parts])),
-        labels=_readonly(np.concatenate([p.labels for p in parts])),
-        class_names=list(SHAPE_CLASSES),
-        masks=_readonly(np.concatenate([p.masks for p in parts])),
-        ids=[i for p in parts for i in p.ids],
-    )
+    return _shapes_split(split) if split != "all" else _both_splits("shapes", _shapes_split)
 
 
 # ---------------------------------------------------------------------------------------------- tagged shapes
@@ -419,19 +409,21 @@ def load_tagged_shapes_set(split: str = "test") -> DemoSet:
         and ``tag_masks`` record the tag.
     """
     _check_split(split)
-    if split != "all":
-        return _tagged_split(split)
-    parts = [_tagged_split("train"), _tagged_split("test")]
-    return DemoSet(
-        name="tagged_shapes/all",
-        images=_readonly(np.concatenate([p.images for p in parts])),
-        labels=_readonly(np.concatenate([p.labels for p in parts])),
-        class_names=list(SHAPE_CLASSES),
-        masks=_readonly(np.concatenate([p.masks for p in parts])),
-        ids=[i for p in parts for i in p.ids],
-        tagged=_readonly(np.concatenate([p.tagged for p in parts])),
-        tag_masks=_readonly(np.concatenate([p.tag_masks for p in parts])),
-    )
+    return _tagged_split(split) if split != "all" else _both_splits("tagged_shapes", _tagged_split)
+
+
+def _both_splits(name: str, split: Callable[[str], DemoSet]) -> DemoSet:
+    """The train split, then the test split, as one set ``<name>/all`` (tags and their masks kept when recorded)."""
+    parts = [split("train"), split("test")]
+
+    def joined(field: str) -> np.ndarray | None:
+        arrays = [getattr(p, field) for p in parts]
+        return None if any(a is None for a in arrays) else _readonly(np.concatenate(arrays))
+
+    return DemoSet(name=f"{name}/all", images=_readonly(np.concatenate([p.images for p in parts])),
+                   labels=_readonly(np.concatenate([p.labels for p in parts])), class_names=list(SHAPE_CLASSES),
+                   masks=joined("masks"), ids=[i for p in parts for i in p.ids], tagged=joined("tagged"),
+                   tag_masks=joined("tag_masks"))
 
 
 # ---------------------------------------------------------------------------------------------- registry

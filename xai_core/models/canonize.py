@@ -38,6 +38,7 @@ CoRelAy, and ViRelAy, arXiv:2106.13200.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,34 +234,30 @@ class _Weights:
 
     def affine(self, bn: Any, x: Any) -> Any:
         """``s · x + t`` per channel as a 1×1 DepthwiseConv2D."""
-        h, shape = _to_4d(x, f"{bn.name}_to4d")
-        conv = tf.keras.layers.DepthwiseConv2D(1, use_bias=True, depthwise_initializer="zeros",
-                                               name=f"{bn.name}_affine")
-        setattr(conv, ELEMENTWISE, True)
-        h = conv(h)
-
-        def values(v: dict[int, np.ndarray]) -> list[np.ndarray]:
-            s, t = bn_scale_shift(bn, {_kind(w): v[id(w)] for w in bn.weights})
-            return [s.reshape(1, 1, -1, 1).astype(np.float32), t.astype(np.float32)]
-
-        self.pending.append((conv, list(bn.weights), values))
-        return _from_4d(h, shape, f"{bn.name}_from4d")
+        return self._elementwise(bn.name, x, list(bn.weights),
+                                 lambda v, _c: bn_scale_shift(bn, {_kind(w): v[id(w)] for w in bn.weights}))
 
     def scaling(self, layer: Any, x: Any) -> Any:
         """A ``Rescaling`` / ``Normalization`` layer (``s · x + t`` per channel) as a 1×1 DepthwiseConv2D."""
-        h, shape = _to_4d(x, f"{layer.name}_to4d")
-        conv = tf.keras.layers.DepthwiseConv2D(1, use_bias=True, depthwise_initializer="zeros",
-                                               name=f"{layer.name}_affine")
+        sources = [layer.mean, layer.variance] if isinstance(layer, tf.keras.layers.Normalization) else []
+        return self._elementwise(layer.name, x, sources,
+                                 lambda v, c: scaling_scale_shift(layer, c, [v[id(w)] for w in sources]))
+
+    def _elementwise(self, name: str, x: Any, sources: list[Any],
+                     scale_shift: Callable[[dict[int, np.ndarray], int], tuple[np.ndarray, np.ndarray]]) -> Any:
+        """``s · x + t`` per channel (``scale_shift(source values, channels)``) as a 1×1 DepthwiseConv2D marked
+        element-wise, its weights written with the others in :meth:`assign`."""
+        h, shape = _to_4d(x, f"{name}_to4d")
+        conv = tf.keras.layers.DepthwiseConv2D(1, use_bias=True, depthwise_initializer="zeros", name=f"{name}_affine")
         setattr(conv, ELEMENTWISE, True)
         h = conv(h)
-        sources = [layer.mean, layer.variance] if isinstance(layer, tf.keras.layers.Normalization) else []
 
         def values(v: dict[int, np.ndarray]) -> list[np.ndarray]:
-            s, t = scaling_scale_shift(layer, shape[-1], [v[id(w)] for w in sources])
+            s, t = scale_shift(v, shape[-1])
             return [s.reshape(1, 1, -1, 1).astype(np.float32), t.astype(np.float32)]
 
         self.pending.append((conv, sources, values))
-        return _from_4d(h, shape, f"{layer.name}_from4d")
+        return _from_4d(h, shape, f"{name}_from4d")
 
     def add(self, layer: Any, xs: list[Any], relu: bool) -> Any:
         """``Σ xs`` as a DepthwiseConv2D with unit weights: each input reshaped to ``(H·W, 1, C)``, side by side

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from ui.router import through_router  # isort: skip
-from ui.cache import demo_set, get_model, localisation_frame, quality_frame, sanity_check
+from ui.cache import get_model, localisation_frame, quality_frame, sanity_check
+from ui.demo_data import demo_set
 from ui.feedback import run_safely
 from ui.format import label_of
 from ui.report import report_button

@@ -25,7 +25,6 @@ from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
 from xai_core.analysis.explore.metrics import Predictions
 from xai_core.data.dataset import Dataset, demo_dataset, extraction_folder, open_folder, open_zip
-from xai_core.data.demo import DemoSet, load_demo_set
 from xai_core.data.gallery import GalleryImage, demo_images, photos
 from xai_core.data.images import FitMode, fit_to_model, to_display
 from xai_core.data.inputs import ImageItem, content_key, decode_uploads, fit_key
@@ -214,11 +213,6 @@ def uploaded_model(key: str) -> ModelBundle:
 
 
 # ------------------------------------------------------------------------------------------- images
-@st.cache_data(show_spinner="Preparing the demo images …", max_entries=8)
-def demo_set(name: str, split: str = "test") -> DemoSet:
-    return load_demo_set(name, split)
-
-
 @lru_cache(maxsize=1)
 def gallery() -> dict[str, GalleryImage]:
     """The offline gallery: photos, then two test images per class of each demo data set."""

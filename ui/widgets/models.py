@@ -13,13 +13,13 @@ from ui.state import init_state
 from ui.widgets.typed import select
 from xai_core.models.applications import APPLICATIONS, weights_cached
 from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
-from xai_core.models.demo import DEMO_MODELS, default_demo_model_id
+from xai_core.models.demo import DEMO_MODELS, default_demo_model_id, demo_model_labels
 from xai_core.models.upload import AUTO, MODEL_SUFFIXES
 
 
 def demo_model_keys() -> dict[str, str]:
     """``demo:<id>`` → display title with accuracy."""
-    return {f"demo:{m.id}": f"{m.title} — {m.test_accuracy:.1%} test accuracy" for m in DEMO_MODELS.values()}
+    return demo_model_labels()
 
 
 def model_details() -> dict[str, str]:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xai_core.data.demo import load_demo_set
 from xai_core.errors import ModelLoadError
-from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
-from xai_core.models.keras_files import build_model, open_model_file
+
+if TYPE_CHECKING:
+    from xai_core.models.bundle import ModelBundle
+
+# The catalogue is read without TensorFlow (Home lists the demo models before the engine starts): the loaders import
+# the engine when they run.
 
 #: Folder of the demo model files and their catalogue.
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -76,10 +79,17 @@ def default_demo_model_id() -> str:
     return "digits_cnn" if "digits_cnn" in DEMO_MODELS else next(iter(DEMO_MODELS))
 
 
+def demo_model_labels() -> dict[str, str]:
+    """``demo:<id>`` → display title with accuracy, in display order."""
+    return {f"demo:{m.id}": f"{m.title} — {m.test_accuracy:.1%} test accuracy" for m in DEMO_MODELS.values()}
+
+
 def load_keras_file(path: str | Path) -> Any:
     """Load a ``.keras`` model file into the current (graph-mode) default graph and session, with its weights
     (see :mod:`xai_core.models.keras_files`). Must be called inside the target graph and session (e.g. as a
     :meth:`ModelBundle.create` factory)."""
+    from xai_core.models.keras_files import build_model, open_model_file
+
     data = Path(path).read_bytes()
     file = open_model_file(data, Path(path).name, "keras")
     try:
@@ -103,6 +113,9 @@ def load_demo_model(model_id: str) -> ModelBundle:
     ModelLoadError
         For an unknown id (the message lists the valid ones) or a missing file.
     """
+    from xai_core.data.demo import load_demo_set
+    from xai_core.models.bundle import PREPROCESSINGS, ModelBundle
+
     try:
         entry = DEMO_MODELS[model_id]
     except KeyError:

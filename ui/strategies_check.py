@@ -13,30 +13,13 @@ from ui.state import init_state
 from xai_core.analysis import shortcut as sc
 from xai_core.analysis.strategies import Strategies
 from xai_core.data.dataset import Dataset, model_labels
-from xai_core.data.images import to_display
 from xai_core.models.bundle import ModelBundle
 from xai_core.viz.exports import slug
 from xai_core.viz.render import upscale
 from xai_core.viz.strategies_charts import shortcut_chart
+from xai_core.viz.strategies_pictures import region_picture
 
 Settings = tuple[int, str, int | None]  # grid, relevance, neighbours
-
-
-def verdict(check: sc.ShortcutCheck) -> str:
-    """One sentence on what the check measured."""
-    drop, control = check.drop(sc.GROUPS[0], sc.CONDITIONS[1]), check.drop(sc.GROUPS[0], sc.CONDITIONS[2])
-    rest = check.drop(sc.GROUPS[1], sc.CONDITIONS[1])
-    text = (f"Masking the hot region moves the class score of the cluster's images by **{drop:+.2f}** on average "
-            f"(a region of the same size elsewhere: {control:+.2f}; the rest of the class: "
-            f"{'n/a' if np.isnan(rest) else f'{rest:+.2f}'}).")
-    pasted = check.frame[(check.frame["group"] == sc.GROUPS[2])]
-    if len(pasted):
-        before = pasted[pasted["condition"] == sc.CONDITIONS[0]]["is_class"].mean()
-        after = pasted[pasted["condition"] == sc.CONDITIONS[3]]["is_class"].mean()
-        text += (f" Pasted into {len(pasted) // 2} images of other classes not called {check.class_name}, it raises "
-                 "the share called "
-                 f"**{check.class_name}** from {before:.0%} to **{after:.0%}**.")
-    return text
 
 
 def shortcut_section(page: str, model_key: str, bundle: ModelBundle, dataset: Dataset, key: MapsKey,
@@ -54,14 +37,11 @@ def shortcut_section(page: str, model_key: str, bundle: ModelBundle, dataset: Da
                        "Checking the hot region")
     if check is None:
         return
-    first = s.maps.index[s.clusters(k) == cluster][:1]
-    image = dataset.model_images(first, bundle.input_size, bundle.channels).get(int(first[0])) if len(first) else None
-    if image is not None:
-        shown = to_display(image).copy()
-        shown[check.region] = (0.4 * shown[check.region] + 0.6 * np.array([214, 39, 40])).astype(np.uint8)
+    shown = region_picture(bundle, dataset, s, check, key.fit)
+    if shown is not None:
         left.image(upscale(shown, 192), caption=f"The hot region ({check.region.mean():.1%} of the image) on "
                                                  "one image of the cluster")
-    right.markdown(verdict(check))
+    right.markdown(sc.verdict(check))
     right.altair_chart(shortcut_chart(check.frame, sc.GROUPS, sc.CONDITIONS), width="content")
     summary = check.summary()
     right.dataframe(summary, hide_index=True, width="stretch", column_config={
@@ -69,10 +49,7 @@ def shortcut_section(page: str, model_key: str, bundle: ModelBundle, dataset: Da
         "change": st.column_config.NumberColumn("mean change", format="%+.2f"),
         "probability": st.column_config.NumberColumn(f"p({s.maps.class_name})", format="percent"),
         "is_class": st.column_config.NumberColumn(f"called {s.maps.class_name}", format="percent")})
-    st.caption("Each line is one image: its class score (logit) as it is, with the hot region filled by the colour "
-               "around it, and with a region of the same shape shifted by half the image filled instead (the "
-               "control); other classes get the region pasted in from the cluster's images. A drop far larger than "
-               "the control's, only in this cluster, is measured evidence that the model uses that region.")
+    st.caption(sc.HOW_TO_READ)
 
 
 def exports(key: MapsKey, settings: Settings, dataset: Dataset, s: Strategies) -> None:

@@ -14,7 +14,7 @@ from ui.cache import dataset_stats
 from ui.cache_strategies import MapsKey, class_maps, find_strategies, maps_key
 from ui.feedback import run_safely
 from ui.state import DEFAULT_METHOD, init_state, keep_valid
-from ui.strategies_check import exports, shortcut_section
+from ui.strategies_check import exports, report_download, shortcut_section
 from ui.widgets.datasets import image_cards
 from ui.widgets.models import model_choices
 from ui.widgets.typed import segmented, select
@@ -22,6 +22,7 @@ from xai_core.analysis import strategies as spray
 from xai_core.data.dataset import Dataset, model_labels
 from xai_core.methods import get_method, ready_methods
 from xai_core.models.bundle import ModelBundle
+from xai_core.report.strategies import StrategiesRun
 from xai_core.viz import strategies_charts as charts
 from xai_core.viz.explore_charts import tsne_selection
 from xai_core.viz.render import png_data_url, upscale
@@ -43,6 +44,7 @@ class Analysis:
     neighbours: int | None
     result: spray.Strategies
     k: int
+    members: str  # how the class's images were chosen: "label" or "prediction"
 
     @property
     def send(self) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def choose(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]) -> Anal
     k = int(st.slider("Number of clusters", 1, max(s.labels), key=f"{page}.sp_k",
                       help=f"The eigengap suggests {s.suggested}: the largest jump of the Laplacian's eigenvalues "
                            "comes after it (chart). Changing it recomputes nothing."))
-    return Analysis(key, bundle, dataset, mk, grid, relevance, neighbours or None, s, k)
+    return Analysis(key, bundle, dataset, mk, grid, relevance, neighbours or None, s, k, how)
 
 
 def current_cluster(page: str, a: Analysis, table: Any) -> int:
@@ -121,6 +123,7 @@ def strategies_view(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]
     st.caption(spray.HOW_TO_READ)
     a = choose(page, dataset, bundles)
     if a is None:
+        report_download(page, None)
         return
     s, k = a.result, a.k
     table = spray.cluster_table(s, k)
@@ -153,8 +156,10 @@ def strategies_view(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]
                    labels=lambda c: f"cluster {c} ({table.iloc[c]['size']} images, {table.iloc[c]['where']})")
     members = s.maps.index[s.clusters(k) == c_box]
     show_images(page, "sp_cluster_imgs", a, members, f"Cluster {c_box}: {len(members)} images")
-    shortcut_section(page, a.key, a.bundle, dataset, a.maps, (a.grid, a.relevance, a.neighbours), s, k, c_box)
-    exports(a.maps, (a.grid, a.relevance, a.neighbours), dataset, s)
+    check = shortcut_section(page, a.key, a.bundle, dataset, a.maps, (a.grid, a.relevance, a.neighbours), s, k,
+                             c_box)
+    run = StrategiesRun(a.bundle, dataset, s, k, a.members, a.neighbours, a.maps.fit, check)
+    exports(page, a.maps, (a.grid, a.relevance, a.neighbours), run)
     st.caption(spray.MISLEADS)
 
 

@@ -147,6 +147,20 @@ def test_a_mismatched_check_or_number_of_clusters_is_refused(checked, circle):
         strategies_report(StrategiesRun(run.model, run.dataset, circle, 99))
 
 
+def test_the_tsne_of_a_large_class_is_a_sample_and_says_so(unchecked, monkeypatch):
+    import xai_core.report.strategies as module
+
+    run = unchecked[0]
+    full = module.tsne_frame(run)
+    assert len(full) == len(run.result.maps) and "predicted" not in full
+    monkeypatch.setattr(module, "MAX_POINTS", 40)
+    sample = module.tsne_frame(run)
+    assert len(sample) == 40 and sample["index"].is_unique and sample.index.is_monotonic_increasing
+    assert sample.equals(full.loc[sample.index])  # the same rows, not other numbers
+    chart = next(b for b in strategies_report(run).blocks() if isinstance(b, Chart) and "t-SNE" in b.caption)
+    assert f"A random sample of 40 of the {len(full)} images (seed 0) is drawn." in chart.caption
+
+
 def test_the_largest_strategies_report_stays_under_5_mb(biased, tagged_test, circle):
     """Every cluster the page offers, each with its thumbnails, and the check: ≤ 5 MB (size and build time
     printed; the time on 1,000 images is bench/bench_report.py's)."""

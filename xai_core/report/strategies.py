@@ -39,6 +39,8 @@ MEMBERS_SHOWN = 8
 THUMB_SIDE = 64
 #: Cluster pictures per row of the report's figure (as on the page).
 PER_ROW = 4
+#: The t-SNE chart holds at most this many images (a seeded sample above: its data is inlined, about 0.3 KB each).
+MAX_POINTS = 3000
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,10 @@ def strategies_section(run: StrategiesRun, table: pd.DataFrame) -> Section:
     eigen = spray.eigen_frame(s)
     selected = run.check.cluster if run.check is not None else None
     bars = cluster_chart(table, k, selected).properties(width=max(280, 110 * k))
-    frame = spray.image_frame(s, k, run.dataset.ids, run.dataset.tagged)
+    frame = tsne_frame(run)
     tagged = ", triangles for the images the data set records as tagged" if "tagged" in frame else ""
+    sampled = (f" A random sample of {len(frame):,} of the {len(cm):,} images (seed 0) is drawn."
+               if len(frame) < len(cm) else "")
     blocks: list[Block] = [
         Text(spray.HOW_TO_READ),
         Facts((("model", run.model.name), ("data set", f"{run.dataset.name} ({len(run.dataset):,} images)"),
@@ -141,9 +145,19 @@ def strategies_section(run: StrategiesRun, table: pd.DataFrame) -> Section:
           if run.dataset.tagged is not None else []),
         Chart(embedding_chart(frame, k, height=380).properties(width=480), "The maps in 2-D: t-SNE of the spectral "
               f"embedding (seed {s.seed}), one point per image, coloured by cluster{tagged}; hover a point for its "
-              "image id and class score.", f"Scatter of the {len(frame)} images in 2-D, coloured by cluster."),
+              f"image id and class score.{sampled}", f"Scatter of {len(frame)} images in 2-D, coloured by cluster."),
         Text(spray.MISLEADS, "warning")]
     return Section("Strategies", tuple(blocks))
+
+
+def tsne_frame(run: StrategiesRun, max_points: int | None = None) -> pd.DataFrame:
+    """The t-SNE chart's data: :func:`~xai_core.analysis.strategies.image_frame` with what the chart draws (positions
+    and scores to 3 decimals), at most ``max_points`` (default :data:`MAX_POINTS`) images: above, a sample drawn
+    with seed 0, in data set order."""
+    limit = MAX_POINTS if max_points is None else max_points
+    frame = spray.image_frame(run.result, run.k, run.dataset.ids, run.dataset.tagged).drop(columns="predicted")
+    frame = frame.round({"x": 3, "y": 3, "score": 3})
+    return frame.sample(limit, random_state=0).sort_index() if len(frame) > limit else frame
 
 
 def members_section(run: StrategiesRun, per_cluster: int = MEMBERS_SHOWN) -> Section:

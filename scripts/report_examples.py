@@ -1,9 +1,11 @@
 """Write the example reports in docs/examples/: Visualize's default (the demo digits CNN, LRP-ε, digits/test/0078, the
-sidebar's default display) with *Check these maps* on, and a Trust run (the localisation leaderboard at the page's
-defaults, then the sanity check at its defaults). Same builders and the same typed results as the pages; only the
-Streamlit widgets are replaced by their default values.
+sidebar's default display) with *Check these maps* on, a Trust run (the localisation leaderboard at the page's
+defaults, then the sanity check at its defaults), and Suggest's strategies of the bias demo's circle class (the
+view's defaults: LRP-ε, the eigengap's clusters, the most concentrated one checked). Same builders and the same typed
+results as the pages; only the Streamlit widgets are replaced by their default values.
 
     .venv/bin/python scripts/report_examples.py            # about a minute on 2 cores
+    .venv/bin/python scripts/report_examples.py --only report-strategies.html
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 from ui.explanations import Cell, Column
 from ui.widgets.display import Display
 from ui.widgets.trust import STEPS, sanity_note
+from xai_core.analysis import strategies as spray
+from xai_core.analysis.shortcut import shortcut_check
 from xai_core.data.dataset import demo_dataset, model_labels
 from xai_core.data.demo import load_demo_set
 from xai_core.data.gallery import demo_images
@@ -35,6 +39,7 @@ from xai_core.models.demo import load_demo_model
 from xai_core.quality import cascading_randomization, localisation_leaderboard, trust_report, worst_images
 from xai_core.quality.base import class_maps
 from xai_core.report import render_html
+from xai_core.report.strategies import StrategiesRun, strategies_report
 from xai_core.report.trust import LocalisationRun, SanityRun, TrustRuns, WorstShown, worst_picture
 from xai_core.report.trust import trust_report as trust_document
 from xai_core.report.visualize import MapChecks, visualize_report
@@ -84,12 +89,33 @@ def trust_example() -> str:
     return render_html(trust_document(runs))
 
 
+def strategies_example() -> str:
+    bundle = load_demo_model("tagged_shapes_cnn")
+    data = demo_dataset("tagged_shapes")
+    circle = bundle.class_names.index("circle")
+    logits = bundle.logits(bundle.preprocess(data.pixels))
+    index, members = spray.class_members(data.labels, logits.argmax(1), circle)
+    s = spray.find_strategies(spray.class_maps(bundle, data, circle, index, logits[index], "lrp.epsilon"))
+    k = s.suggested
+    cluster = int(spray.cluster_table(s, k)["concentration"].idxmax())  # the cluster the view opens on
+    others = np.flatnonzero((data.labels != circle) & (logits.argmax(1) != circle))
+    check = shortcut_check(bundle, data, s, k, cluster, others)
+    return render_html(strategies_report(StrategiesRun(bundle, data, s, k, members, check=check)))
+
+
+EXAMPLES = {"report-visualize.html": visualize_example, "report-trust.html": trust_example,
+            "report-strategies.html": strategies_example}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", choices=list(EXAMPLES), help="write this example only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, make in (("report-visualize.html", visualize_example), ("report-trust.html", trust_example)):
+    for name, make in EXAMPLES.items():
+        if args.only and name != args.only:
+            continue
         start = time.perf_counter()
         text = make()
         (args.out / name).write_text(text, encoding="utf-8")

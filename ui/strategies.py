@@ -14,29 +14,20 @@ from ui.cache import dataset_stats
 from ui.cache_strategies import MapsKey, class_maps, find_strategies, maps_key
 from ui.feedback import run_safely
 from ui.state import DEFAULT_METHOD, init_state, keep_valid
-from ui.strategies_check import exports, shortcut_section
+from ui.strategies_check import exports, report_download, shortcut_section
 from ui.widgets.datasets import image_cards
 from ui.widgets.models import model_choices
 from ui.widgets.typed import segmented, select
 from xai_core.analysis import strategies as spray
 from xai_core.data.dataset import Dataset, model_labels
-from xai_core.data.images import to_display
 from xai_core.methods import get_method, ready_methods
 from xai_core.models.bundle import ModelBundle
+from xai_core.report.strategies import StrategiesRun
 from xai_core.viz import strategies_charts as charts
 from xai_core.viz.explore_charts import tsne_selection
-from xai_core.viz.render import normalize, overlay, png_data_url, upscale
+from xai_core.viz.render import png_data_url, upscale
+from xai_core.viz.strategies_pictures import cluster_pictures
 
-READ = ("**How to read it:** every image of the class is explained (its class score), the maps are pooled to a small "
-        "grid and grouped by where their relevance sits (spectral clustering of a nearest-neighbour graph; "
-        "Lapuschkin et al. 2019). Each cluster is one *strategy* of the model: its mean map over its mean image shows "
-        "what those images are decided by. A small cluster whose relevance sits on a corner, an edge or the "
-        "background is worth checking — below, the shortcut check masks that region and measures the score.")
-MISLEADS = ("**When it misleads:** clusters group maps, not reasons — two strategies that use the same place look "
-            "alike, and objects that sit in different places split one strategy into several (most visible on data "
-            "without a fixed layout). The number of clusters is a suggestion (the largest eigengap); a map method that "
-            "fails the sanity checks (Trust page) clusters noise. Signed relevance also groups images by evidence "
-            "*against* the class. Only the shortcut check says whether a region really carries the score.")
 TOOLTIP_THUMBS = 1000
 
 
@@ -53,6 +44,7 @@ class Analysis:
     neighbours: int | None
     result: spray.Strategies
     k: int
+    members: str  # how the class's images were chosen: "label" or "prediction"
 
     @property
     def send(self) -> dict[str, Any]:
@@ -111,22 +103,7 @@ def choose(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]) -> Anal
     k = int(st.slider("Number of clusters", 1, max(s.labels), key=f"{page}.sp_k",
                       help=f"The eigengap suggests {s.suggested}: the largest jump of the Laplacian's eigenvalues "
                            "comes after it (chart). Changing it recomputes nothing."))
-    return Analysis(key, bundle, dataset, mk, grid, relevance, neighbours or None, s, k)
-
-
-def cluster_pictures(a: Analysis) -> list[np.ndarray]:
-    """Each cluster's mean map over the mean of (up to 64 of) its images, at display size."""
-    labels, out = a.result.clusters(a.k), []
-    means = spray.cluster_means(a.result, a.k)
-    for c in range(a.k):
-        members = a.result.maps.index[labels == c][:64]
-        images = a.dataset.model_images(members, a.bundle.input_size, a.bundle.channels)
-        mean_img = to_display(np.mean([images[int(i)] for i in members if int(i) in images], axis=0))
-        h, w = mean_img.shape[:2]
-        big = np.kron(means[c], np.ones((h // means.shape[1], w // means.shape[2]), np.float32))
-        norm = normalize(big[None], a.result.maps.signed)[0]
-        out.append(upscale(overlay(mean_img, norm, a.result.maps.signed), 160))
-    return out
+    return Analysis(key, bundle, dataset, mk, grid, relevance, neighbours or None, s, k, how)
 
 
 def current_cluster(page: str, a: Analysis, table: Any) -> int:
@@ -143,9 +120,10 @@ def current_cluster(page: str, a: Analysis, table: Any) -> int:
 
 def strategies_view(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]) -> None:
     """The whole Strategies view of ``page`` (Suggest)."""
-    st.caption(READ)
+    st.caption(spray.HOW_TO_READ)
     a = choose(page, dataset, bundles)
     if a is None:
+        report_download(page, None)
         return
     s, k = a.result, a.k
     table = spray.cluster_table(s, k)
@@ -159,16 +137,12 @@ def strategies_view(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]
         st.altair_chart(charts.cluster_chart(table, k, cluster), key=f"{page}.sp_bars", on_select="rerun",
                         width="stretch")
     if dataset.tagged is not None:
-        best, purity, recall = spray.agreement(s.clusters(k), dataset.tagged[s.maps.index])
-        st.info(f"This demo records which images carry the tag: cluster {best} holds {purity:.0%} tagged images and "
-                f"{recall:.0%} of all tagged images of the class (purity / recall).", icon=":material/label:")
+        st.info(spray.tag_text(s.clusters(k), dataset.tagged[s.maps.index]), icon=":material/label:")
+    pictures = cluster_pictures(a.bundle, dataset, s, k, a.maps.fit)
     for start in range(0, k, 4):
-        for col, c, pic in zip(st.columns(4), range(start, min(k, start + 4)), cluster_pictures(a)[start:start + 4]):
-            row = table.iloc[c]
-            col.image(pic, width="stretch")
-            col.caption(f"**cluster {c}** · {row['size']} images ({row['share']:.0%}) · relevance sits "
-                        f"**{row['where']}**, {row['concentration']:.0%} of it in the hottest 5 % of the image · mean "
-                        f"score {row['score']:.2f} · {row['right']:.0%} predicted {s.maps.class_name}")
+        for col, c, pic in zip(st.columns(4), range(start, min(k, start + 4)), pictures[start:start + 4]):
+            col.image(upscale(pic, 160), width="stretch")
+            col.caption(spray.describe_cluster(table.iloc[c], s.maps.class_name))
     frame = spray.image_frame(s, k, dataset.ids, dataset.tagged)
     if len(frame) <= TOOLTIP_THUMBS:
         frame = frame.assign(image=[png_data_url(t) for t in dataset.thumbnails(frame["index"], 48)])
@@ -182,9 +156,11 @@ def strategies_view(page: str, dataset: Dataset, bundles: dict[str, ModelBundle]
                    labels=lambda c: f"cluster {c} ({table.iloc[c]['size']} images, {table.iloc[c]['where']})")
     members = s.maps.index[s.clusters(k) == c_box]
     show_images(page, "sp_cluster_imgs", a, members, f"Cluster {c_box}: {len(members)} images")
-    shortcut_section(page, a.key, a.bundle, dataset, a.maps, (a.grid, a.relevance, a.neighbours), s, k, c_box)
-    exports(a.maps, (a.grid, a.relevance, a.neighbours), dataset, s)
-    st.caption(MISLEADS)
+    check = shortcut_section(page, a.key, a.bundle, dataset, a.maps, (a.grid, a.relevance, a.neighbours), s, k,
+                             c_box)
+    run = StrategiesRun(a.bundle, dataset, s, k, a.members, a.neighbours, a.maps.fit, check)
+    exports(page, a.maps, (a.grid, a.relevance, a.neighbours), run)
+    st.caption(spray.MISLEADS)
 
 
 def show_images(page: str, name: str, a: Analysis, indices: np.ndarray, title: str) -> None:

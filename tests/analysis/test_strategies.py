@@ -17,18 +17,16 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score
+from strategies_demo import CIRCLE, analyse
 
 from xai_core.analysis import shortcut as sc
 from xai_core.analysis import strategies as spray
 from xai_core.data.dataset import Dataset, demo_dataset, open_zip
-from xai_core.data.demo import SHAPE_CLASSES, TAG_CLASS, load_demo_set
+from xai_core.data.demo import SHAPE_CLASSES, load_demo_set
 from xai_core.errors import InvalidParameterError
 from xai_core.methods import Target, explain
-from xai_core.models.bundle import ModelBundle
-from xai_core.models.demo import DEMO_MODELS, load_demo_model
+from xai_core.models.demo import DEMO_MODELS
 from xai_core.models.upload import load_user_model
-
-CIRCLE = SHAPE_CLASSES.index(TAG_CLASS)
 
 
 # ------------------------------------------------------------------------------------------------ pure pieces
@@ -103,29 +101,7 @@ def test_too_few_images_is_a_clear_error(tiny):
 
 
 # ------------------------------------------------------------------------------------------------ the bias demo
-@pytest.fixture(scope="module")
-def biased() -> ModelBundle:
-    bundle = load_demo_model("tagged_shapes_cnn")
-    yield bundle
-    bundle.close()
-
-
-@pytest.fixture(scope="module")
-def tagged_test() -> Dataset:
-    return demo_dataset("tagged_shapes", "test")
-
-
-def analyse(bundle: ModelBundle, ds: Dataset, c: int, method: str = "lrp.epsilon") -> spray.Strategies:
-    x = np.stack([ds.reader(i) for i in range(len(ds))])
-    logits = bundle.logits(bundle.preprocess(x))
-    index, how = spray.class_members(ds.labels, logits.argmax(1), c)
-    assert how == "label"
-    return spray.find_strategies(spray.class_maps(bundle, ds, c, index, logits[index], method, batch_size=32))
-
-
-@pytest.fixture(scope="module")
-def circle(biased, tagged_test) -> spray.Strategies:
-    return analyse(biased, tagged_test, CIRCLE)
+# biased, tagged_test, circle: session fixtures of tests/conftest.py (the report tests use the same analysis)
 
 
 def test_biased_class_strategies_isolate_the_tagged_images(circle, tagged_test):
@@ -172,6 +148,12 @@ def test_shortcut_check_measures_the_tag(biased, tagged_test, circle):
     assert summary.loc[(sc.GROUPS[2], sc.CONDITIONS[0]), "is_class"] == 0.0
     assert summary.loc[(sc.GROUPS[2], sc.CONDITIONS[3]), "is_class"] >= 0.3  # from none: 0.43 measured
     assert check.region[48:61, 2:16].mean() >= 0.5  # the region is on the tag
+    assert (check.k, check.seed, check.max_images, circle.seed) == (k, 0, sc.MAX_IMAGES, 0)  # for the report
+    per = check.per_image()
+    masked = per.loc[per["group"] == sc.GROUPS[0], f"change, {sc.CONDITIONS[1]}"]
+    assert len(masked) == (circle.clusters(k) == best).sum() and masked.mean() == pytest.approx(drop)
+    assert per.loc[per["group"] == sc.GROUPS[2], f"change, {sc.CONDITIONS[1]}"].isna().all()  # not masked there
+    assert f"by **{drop:+.2f}** on average" in sc.verdict(check)
 
 
 def test_uploaded_model_and_zip_data_set(tmp_path: Path):

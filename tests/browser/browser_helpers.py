@@ -99,3 +99,23 @@ def assert_opened_in_visualize(page, button) -> None:
     assert "/visualize" in page.url
     assert page.get_by_text("sent from another page", exact=False).count() >= 1
     assert_no_exception(page)
+
+
+def choose(page, widget: str, label: str, option: str) -> None:
+    """Pick ``option`` in the select box or multiselect (``widget``: its data-testid) labelled ``label``."""
+    page.locator(f'[data-testid="{widget}"]').filter(has_text=label).locator("input").first.click()
+    page.get_by_role("option", name=option, exact=False).first.click()
+    page.keyboard.press("Escape")
+    wait_for_app(page, timeout_s=300)
+
+
+def open_tagged_circles(page, app_url: str) -> None:
+    """Suggest's Strategies view on the bias demo (tagged shapes, their model), once its clusters are drawn."""
+    page.goto(f"{app_url}/suggest")
+    wait_for_app(page, timeout_s=240)
+    page.get_by_role("radio", name="Strategies of one class (SpRAy)").click()
+    wait_for_app(page, timeout_s=240)
+    choose(page, "stSelectbox", "Demo set", "tagged shapes")
+    choose(page, "stMultiSelect", "Models", "Tagged shapes CNN")
+    choose(page, "stSelectbox", "Model", "Tagged shapes CNN")
+    page.get_by_text("records which images carry the tag", exact=False).first.wait_for(timeout=300_000)

@@ -1,11 +1,12 @@
-"""The HTML report in a real browser: download it from Visualize, Compare Models and Trust, then open the saved
-file in Chromium with networking off, and check that it requests nothing and draws every chart."""
+"""The HTML report in a real browser: download it from Visualize, Compare Models, Trust and Suggest's strategies,
+then open the saved file in Chromium with networking off, and check that it requests nothing and draws every
+chart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .browser_helpers import SCREENSHOT_DIR, assert_no_exception, screenshot, wait_for_app
+from .browser_helpers import SCREENSHOT_DIR, assert_no_exception, open_tagged_circles, screenshot, wait_for_app
 from .conftest import VIEWPORT
 
 #: Vega-Lite's note on a faceted layer chart with independent scales (the predictions' bars and their labels): the
@@ -98,3 +99,13 @@ def test_trust_report_opens_offline_with_every_chart(page, browser, app_url, tmp
     assert_no_exception(page)
     seen = open_offline(browser, download_report(page, tmp_path, "trust"), "trust")
     check(seen, 2)
+
+
+def test_strategies_report_opens_offline_with_every_chart(page, browser, app_url, tmp_path):
+    open_tagged_circles(page, app_url)
+    assert_no_exception(page)
+    path = download_report(page, tmp_path, "strategies")
+    screenshot(page, "suggest-strategies-report-button")
+    seen = open_offline(browser, path, "strategies")
+    check(seen, 4)  # eigengap, cluster sizes, t-SNE, shortcut check
+    assert "Suggest: strategies of 'circle'" in seen["title"]

@@ -3,25 +3,17 @@ tagged circles as a cluster, click a t-SNE point and a cluster bar, and open an 
 
 from __future__ import annotations
 
-from .browser_helpers import assert_no_exception, assert_opened_in_visualize, screenshot, wait_for_app
-
-
-def choose(page, widget: str, label: str, option: str) -> None:
-    page.locator(f'[data-testid="{widget}"]').filter(has_text=label).locator("input").first.click()
-    page.get_by_role("option", name=option, exact=False).first.click()
-    page.keyboard.press("Escape")
-    wait_for_app(page, timeout_s=300)
+from .browser_helpers import (
+    assert_no_exception,
+    assert_opened_in_visualize,
+    open_tagged_circles,
+    screenshot,
+    wait_for_app,
+)
 
 
 def test_strategies_of_the_tagged_circles(page, app_url):
-    page.goto(f"{app_url}/suggest")
-    wait_for_app(page, timeout_s=240)
-    page.get_by_role("radio", name="Strategies of one class (SpRAy)").click()
-    wait_for_app(page, timeout_s=240)
-    choose(page, "stSelectbox", "Demo set", "tagged shapes")
-    choose(page, "stMultiSelect", "Models", "Tagged shapes CNN")
-    choose(page, "stSelectbox", "Model", "Tagged shapes CNN")
-    page.get_by_text("records which images carry the tag", exact=False).first.wait_for(timeout=300_000)
+    open_tagged_circles(page, app_url)
     assert_no_exception(page)
     text = page.get_by_text("records which images carry the tag", exact=False).first.inner_text()
     assert "98% tagged images" in text, text

@@ -102,6 +102,10 @@ def test_unlabelled_folder_and_missing_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- strategies (SpRAy)
+def _report_button(at: AppTest):
+    return next(b for b in at.get("download_button") if b.proto.label == "Report (HTML)")
+
+
 @pytest.fixture(scope="module")
 def strategies_page() -> AppTest:
     at = app(PAGE, default_timeout=TIMEOUT)
@@ -128,7 +132,9 @@ def test_strategies_find_the_tag_and_the_check_measures_it(strategies_page):
     verdict = next(m.value for m in at.markdown if m.value.startswith("Masking the hot region"))
     drop, control = (float(v) for v in re.findall(r"[-+]\d+\.\d+", verdict)[:2])
     assert drop <= -4 and abs(control) < abs(drop) / 4
-    assert at.get("download_button") and len(at.get("download_button")) == 2
+    assert [b.proto.label for b in at.get("download_button")] == ["ViRelAy project (.zip)",
+                                                                  "Cluster membership (.csv)", "Report (HTML)"]
+    assert not _report_button(at).proto.disabled, "an analysis is on the page: its report can be downloaded"
     assert sum(b.label == "Explain" for b in at.button) == 24  # the first 24 images of the cluster, one click away
 
 
@@ -156,3 +162,20 @@ def test_changing_the_number_of_clusters_recomputes_nothing(strategies_page, mon
     at.session_state["suggest.sp_relevance"] = "absolute"  # a clustering setting: clusters again, same maps
     ok(at.run())
     assert calls == {"maps": 0, "strategies": 1}
+
+
+def test_without_an_analysis_the_strategies_report_is_disabled_and_says_why(tmp_path):
+    """Twelve unlabelled digits: the class (by prediction) has too few images for strategies, so there is no
+    analysis; the page says why, and the report's button is there, disabled, with a caption."""
+    demo = load_demo_set("digits")
+    for i in range(12):
+        Image.fromarray(demo.images[i, ..., 0]).save(tmp_path / f"img{i:02d}.png")
+    at = app(PAGE, default_timeout=TIMEOUT)
+    at.session_state["suggest.ds_source"] = "folder"
+    at.session_state["suggest.ds_folder"] = str(tmp_path)
+    at.session_state["suggest.models"] = ["demo:digits_cnn"]
+    at.session_state["suggest.view"] = "strategies"
+    at.run()
+    assert not at.exception and any("strategies need at least 10" in e.value for e in at.error)
+    assert _report_button(at).proto.disabled
+    assert any("report (HTML) is offered once" in c.value for c in at.caption)

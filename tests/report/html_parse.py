@@ -1,4 +1,5 @@
-"""Read a report's HTML back: every tag's attributes, the text, the scripts and the embedded pictures."""
+"""Read a report's HTML back: every tag's attributes, the text, the scripts and the embedded pictures; and what a
+self-contained report promises (:func:`assert_self_contained`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ URL = re.compile(r"https?://[^\s\"'`)<>\\]+")
 VENDOR_URLS = {"http://www.w3.org/1999/xlink", "http://www.w3.org/2000/svg", "http://www.w3.org/2000/xmlns/",
                "https://vega.github.io/schema/vega/v6.json", "https://vega.github.io/editor/",
                "https://github.com/vega/vega-lite/issues/2415"}
+#: Attributes through which a page can load something.
+LINKING = ("src", "href", "srcset", "action", "formaction", "poster", "data", "xlink:href", "background", "ping")
 
 
 @dataclass
@@ -70,3 +73,25 @@ def decode(src: str) -> np.ndarray:
     head, data = src.split(",", 1)
     assert head.startswith("data:image/") and head.endswith(";base64"), head[:40]
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def assert_self_contained(html_text: str) -> Parsed:
+    """Nothing in the report points outside the file: no linking tag, every ``src`` / ``href`` a ``data:`` URL or an
+    anchor, no script from elsewhere, no address in a chart spec or the embedding code (the inlined vega-embed
+    script's own names excepted, :data:`VENDOR_URLS`), no stylesheet import. Returns the parsed report."""
+    doc = parse(html_text)
+    for tag, attrs in doc.tags:
+        assert tag not in ("link", "iframe", "object", "embed", "base", "frame"), tag
+        for name in LINKING:
+            value = attrs.get(name, "")
+            assert not value or value.startswith(("data:", "#")), f"<{tag} {name}={value[:60]}>"
+    assert all("src" not in attrs for attrs, _ in doc.scripts)
+    bundles = [body for attrs, body in doc.scripts if attrs.get("id") == "vega-bundle"]
+    assert len(bundles) == 1 and "vegaEmbed" in bundles[0]
+    assert set(URL.findall(bundles[0])) <= VENDOR_URLS  # names and a disabled action, never requested
+    for attrs, body in doc.scripts:
+        if attrs.get("id") != "vega-bundle":
+            assert not URL.findall(body), URL.findall(body)[:3]  # chart specs and the embedding code
+    for css in doc.styles:
+        assert "@import" not in css and not re.search(r"url\((?!['\"]?data:)", css)
+    return doc

@@ -24,9 +24,7 @@ from xai_core.report.visualize import MapChecks, visualize_report
 from xai_core.viz.render import colorize, normalization_scale, normalize, overlay
 
 from .conftest import STYLE, explained_column, photo_items
-from .html_parse import URL, VENDOR_URLS, decode, parse
-
-LINKING = ("src", "href", "srcset", "action", "formaction", "poster", "data", "xlink:href", "background", "ping")
+from .html_parse import assert_self_contained, decode, parse
 
 
 @pytest.fixture(scope="session")
@@ -59,21 +57,7 @@ def compare_case(tiny, tiny_items):
 
 def test_report_fetches_nothing_outside_the_file(visualize_case, compare_case):
     for text in (visualize_case[2], compare_case[3]):
-        doc = parse(text)
-        for tag, attrs in doc.tags:
-            assert tag not in ("link", "iframe", "object", "embed", "base", "frame"), tag
-            for name in LINKING:
-                value = attrs.get(name, "")
-                assert not value or value.startswith(("data:", "#")), f"<{tag} {name}={value[:60]}>"
-        assert all("src" not in attrs for attrs, _ in doc.scripts)
-        bundles = [body for attrs, body in doc.scripts if attrs.get("id") == "vega-bundle"]
-        assert len(bundles) == 1 and "vegaEmbed" in bundles[0]
-        assert set(URL.findall(bundles[0])) <= VENDOR_URLS  # names and a disabled action, never requested
-        for attrs, body in doc.scripts:
-            if attrs.get("id") != "vega-bundle":
-                assert not URL.findall(body), URL.findall(body)[:3]  # chart specs and the embedding code
-        for css in doc.styles:
-            assert "@import" not in css and not re.search(r"url\((?!['\"]?data:)", css)
+        assert_self_contained(text)
 
 
 def test_every_picture_is_embedded_and_is_the_one_the_page_draws(visualize_case):

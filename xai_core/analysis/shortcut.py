@@ -37,6 +37,11 @@ DEFAULT_AREA = 0.04
 MAX_IMAGES = 200
 GROUPS = ("in the cluster", "rest of the class", "other classes")
 CONDITIONS = ("original", "hot region masked", "same area elsewhere masked", "hot region pasted in")
+#: How to read the check (the page's caption under it, the report's note).
+HOW_TO_READ = ("Each line is one image: its class score (logit) as it is, with the hot region filled by the colour "
+               "around it, and with a region of the same shape shifted by half the image filled instead (the "
+               "control); other classes get the region pasted in from the cluster's images. A drop far larger than "
+               "the control's, only in this cluster, is measured evidence that the model uses that region.")
 
 
 def hot_region(mean_map: np.ndarray, area: float = DEFAULT_AREA) -> np.ndarray:
@@ -88,7 +93,8 @@ class ShortcutCheck:
     ``region`` bool ``(H, W)`` at the model's input size; ``frame`` one row per image and condition: ``index``,
     ``id``, ``group`` (:data:`GROUPS`), ``condition`` (:data:`CONDITIONS`), ``score`` (class logit),
     ``probability`` (of the class), ``is_class`` (predicted as the class), ``change`` (score minus the image's
-    original score).
+    original score). ``k``: the number of clusters ``cluster`` is one of; at most ``max_images`` images per group,
+    drawn with ``seed``.
     """
 
     class_name: str
@@ -96,6 +102,9 @@ class ShortcutCheck:
     area: float
     region: np.ndarray
     frame: pd.DataFrame
+    k: int = 0
+    seed: int = 0
+    max_images: int = MAX_IMAGES
 
     def summary(self) -> pd.DataFrame:
         """Per group and condition: ``images``, mean ``score``, mean ``change``, mean ``probability``, share
@@ -108,6 +117,35 @@ class ShortcutCheck:
         """Mean change of the class score of ``group`` under ``condition`` (negative: the score fell)."""
         sel = (self.frame["group"] == group) & (self.frame["condition"] == condition)
         return float(self.frame.loc[sel, "change"].mean()) if sel.any() else float("nan")
+
+    def per_image(self) -> pd.DataFrame:
+        """One row per image and group: ``id``, ``group``, its ``original`` class score and the ``change`` under
+        each intervention it had (a column per condition; empty where the group does not get it)."""
+        wide = self.frame.pivot_table(index=["index", "id", "group"], columns="condition", values="score",
+                                      sort=False).reset_index()
+        out = wide[["id", "group", CONDITIONS[0]]].rename(columns={CONDITIONS[0]: "original"})
+        for condition in CONDITIONS[1:]:
+            if condition in wide:
+                out[f"change, {condition}"] = wide[condition] - wide[CONDITIONS[0]]
+        order = {g: i for i, g in enumerate(GROUPS)}
+        return out.sort_values("group", key=lambda g: g.map(order), kind="stable").reset_index(drop=True)
+
+
+def verdict(check: ShortcutCheck) -> str:
+    """What the check measured, in one or two sentences (the page's and the report's)."""
+    drop, control = check.drop(GROUPS[0], CONDITIONS[1]), check.drop(GROUPS[0], CONDITIONS[2])
+    rest = check.drop(GROUPS[1], CONDITIONS[1])
+    text = (f"Masking the hot region moves the class score of the cluster's images by **{drop:+.2f}** on average "
+            f"(a region of the same size elsewhere: {control:+.2f}; the rest of the class: "
+            f"{'n/a' if np.isnan(rest) else f'{rest:+.2f}'}).")
+    pasted = check.frame[(check.frame["group"] == GROUPS[2])]
+    if len(pasted):
+        before = pasted[pasted["condition"] == CONDITIONS[0]]["is_class"].mean()
+        after = pasted[pasted["condition"] == CONDITIONS[3]]["is_class"].mean()
+        text += (f" Pasted into {len(pasted) // 2} images of other classes not called {check.class_name}, it raises "
+                 "the share called "
+                 f"**{check.class_name}** from {before:.0%} to **{after:.0%}**.")
+    return text
 
 
 def shortcut_check(bundle: ModelBundle, dataset: Dataset, s: Strategies, k: int, cluster: int,
@@ -167,4 +205,4 @@ def shortcut_check(bundle: ModelBundle, dataset: Dataset, s: Strategies, k: int,
             base = score(GROUPS[2], CONDITIONS[0], idx, images, None)
             score(GROUPS[2], CONDITIONS[3], idx, paste_region(images, member_images, region), base)
     return ShortcutCheck(s.maps.class_name, int(cluster), float(area), region,
-                         pd.concat(rows, ignore_index=True))
+                         pd.concat(rows, ignore_index=True), int(k), int(seed), int(max_images))

@@ -64,6 +64,20 @@ MIN_IMAGES = 10
 #: perplexity 30 took 3.9 s (bench/bench_strategies.py).
 TSNE_ITER = 350
 TSNE_PERPLEXITY = 15.0
+#: How to read the view (the page's caption and the report's first paragraph).
+HOW_TO_READ = (
+    "**How to read it:** every image of the class is explained (its class score), the maps are pooled to a small "
+    "grid and grouped by where their relevance sits (spectral clustering of a nearest-neighbour graph; "
+    "Lapuschkin et al. 2019). Each cluster is one *strategy* of the model: its mean map over its mean image shows "
+    "what those images are decided by. A small cluster whose relevance sits on a corner, an edge or the "
+    "background is worth checking — below, the shortcut check masks that region and measures the score.")
+#: When SpRAy misleads (the page's last caption and the report's warning).
+MISLEADS = (
+    "**When it misleads:** clusters group maps, not reasons — two strategies that use the same place look "
+    "alike, and objects that sit in different places split one strategy into several (most visible on data "
+    "without a fixed layout). The number of clusters is a suggestion (the largest eigengap); a map method that "
+    "fails the sanity checks (Trust page) clusters noise. Signed relevance also groups images by evidence "
+    "*against* the class. Only the shortcut check says whether a region really carries the score.")
 
 
 def default_neighbours(m: int) -> int:
@@ -261,11 +275,16 @@ def kmeans_labels(spectral: Spectral, k: int, seed: int = 0) -> np.ndarray:
     return np.argsort(order)[raw].astype(np.int64)
 
 
+def tsne_perplexity(m: int) -> float:
+    """The t-SNE perplexity for ``m`` points: :data:`TSNE_PERPLEXITY`, less for small sets (at least 2)."""
+    return float(min(TSNE_PERPLEXITY, max(2.0, (m - 1) / 3.0 - 1.0)))
+
+
 def tsne_of(spectral: Spectral, seed: int = 0, dims: int = MAX_CLUSTERS + 1) -> np.ndarray:
     """2-D t-SNE of the leading eigenvectors (CoRelAy's t-SNE on the spectral embedding). float ``(M, 2)``."""
     m = len(spectral.vectors)
     x = spectral.vectors[:, : min(dims, spectral.vectors.shape[1])]
-    perplexity = float(min(TSNE_PERPLEXITY, max(2.0, (m - 1) / 3.0 - 1.0)))
+    perplexity = tsne_perplexity(m)
     with threadpool_limits(1, user_api="openmp"):  # see xai_core.analysis.explore.embedding
         return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=TSNE_ITER,
                     random_state=seed).fit_transform(np.asarray(x, np.float64))
@@ -277,7 +296,7 @@ class Strategies:
     every k from 1 to :data:`MAX_CLUSTERS` (so changing k recomputes nothing).
 
     ``features`` ``(M, grid²)`` pooled maps; ``xy`` ``(M, 2)`` t-SNE; ``labels[k]`` int64 ``(M,)`` cluster per image
-    for k clusters; ``seconds``: time per step.
+    for k clusters; ``seconds``: time per step; ``seed``: the random state of k-means and t-SNE.
     """
 
     maps: ClassMaps
@@ -288,6 +307,7 @@ class Strategies:
     xy: np.ndarray
     labels: dict[int, np.ndarray]
     seconds: dict[str, float]
+    seed: int = 0
 
     @property
     def suggested(self) -> int:
@@ -318,7 +338,7 @@ def find_strategies(maps: ClassMaps, grid: int = POOL_GRID, relevance: Relevance
     xy = tsne_of(spectral, seed)
     t4 = time.perf_counter()
     return Strategies(maps, int(min(grid, *maps.maps.shape[1:])), relevance, features, spectral, xy, labels,
-                      {"pool": t1 - t0, "spectral": t2 - t1, "kmeans": t3 - t2, "tsne": t4 - t3})
+                      {"pool": t1 - t0, "spectral": t2 - t1, "kmeans": t3 - t2, "tsne": t4 - t3}, int(seed))
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -370,6 +390,20 @@ def cluster_table(s: Strategies, k: int) -> pd.DataFrame:
                      "concentration": conc, "score": float(cm.scores[sel].mean()),
                      "right": float((cm.logits[sel].argmax(1) == cm.class_index).mean())})
     return pd.DataFrame(rows)
+
+
+def describe_cluster(row: Any, class_name: str) -> str:
+    """One cluster in words, from a row of :func:`cluster_table` (the page's caption under its picture)."""
+    return (f"**cluster {row['cluster']}** · {row['size']} images ({row['share']:.0%}) · relevance sits "
+            f"**{row['where']}**, {row['concentration']:.0%} of it in the hottest 5 % of the image · mean score "
+            f"{row['score']:.2f} · {row['right']:.0%} predicted {class_name}")
+
+
+def tag_text(labels: np.ndarray, tagged: np.ndarray) -> str:
+    """How the clusters match a data set's recorded tag (the bias demo), in words (:func:`agreement`)."""
+    best, purity, recall = agreement(labels, tagged)
+    return (f"This demo records which images carry the tag: cluster {best} holds {purity:.0%} tagged images and "
+            f"{recall:.0%} of all tagged images of the class (purity / recall).")
 
 
 def eigen_frame(s: Strategies) -> pd.DataFrame:

@@ -2,11 +2,12 @@
 
 A page's builder turns the typed results the page rendered into a :class:`~xai_core.report.document.Report`
 (:func:`~xai_core.report.visualize.visualize_report`, :func:`~xai_core.report.compare.compare_report`,
-:func:`~xai_core.report.trust.trust_report`); :func:`~xai_core.report.html.render_html` writes any report as HTML that
-opens offline: pictures embedded, charts interactive (Vega-Lite, scripts inlined) with PNG fallbacks. To report a new
-kind of finding (Suggest's strategies), write a function returning a :class:`~xai_core.report.document.Section` and
-add it with :meth:`Report.with_section <xai_core.report.document.Report.with_section>`, or make it a report of its
-own with :func:`page_report`; on the page, ``ui.report.report_button(PAGE, build, file_name)`` offers it.
+:func:`~xai_core.report.trust.trust_report`, Suggest's :func:`~xai_core.report.strategies.strategies_report`);
+:func:`~xai_core.report.html.render_html` writes any report as HTML that opens offline: pictures embedded, charts
+interactive (Vega-Lite, scripts inlined) with PNG fallbacks. To report a new kind of finding, write a function
+returning a :class:`~xai_core.report.document.Section` and add it with :meth:`Report.with_section
+<xai_core.report.document.Report.with_section>`, or make it a report of its own with :func:`page_report` (as the
+strategies report does); on the page, ``ui.report.report_button(PAGE, build, file_name)`` offers it.
 
 Bounded: :data:`MAX_MAPS` maps per report (8 images × 3 methods at 224 pixels: 2.6 MB, 1.2–1.9 s to build on a busy
 2-core machine; docs/benchmarks.md, "HTML report"); :func:`over_limit` says so before a page offers a larger one.

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui.cache import get_model, register_upload, uploads
+from ui.cache import get_model, register_uploaded_file, uploads
 from ui.feedback import run_safely
 from ui.state import init_state
 from ui.widgets.typed import select
@@ -80,7 +80,7 @@ def _upload_section(page: str, key: str, max_models: int) -> None:
         if names_file is not None:
             text = names_file.getvalue().decode("utf-8-sig", errors="replace")
             names = [line.strip() for line in text.splitlines() if line.strip()] or None
-        ukey = register_upload(file.getvalue(), file.name, pre, names)
+        ukey = register_uploaded_file(file, pre, names)
         bundle = run_safely(lambda: get_model(ukey), f"Loading '{file.name}'")
         if bundle is None:
             return

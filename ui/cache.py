@@ -20,6 +20,7 @@ import streamlit as st
 
 from ui.feedback import Progress, progress
 from ui.run import pin, pinned
+from ui.uploads import upload_of
 from xai_core import runtime
 from xai_core.analysis.dataset_pass import DatasetPass, dataset_pass
 from xai_core.analysis.explore.embedding import Embedding, tsne
@@ -34,13 +35,12 @@ from xai_core.models.applications import load_application
 from xai_core.models.bundle import ModelBundle
 from xai_core.models.demo import load_demo_model
 from xai_core.models.memory import Ledger, budget_bytes, build_cost, load_cost, release_memory, rss_bytes
-from xai_core.models.upload import AUTO, load_user_model
+from xai_core.models.upload import load_user_model
 from xai_core.quality import SanityResult, TrustReport, cascading_randomization, dataset_metrics, trust_report
 from xai_core.quality.scale import localisation_leaderboard
 
 MAX_UPLOAD_SIDE = 1024  # uploaded photos are downscaled to this once; models take a few hundred pixels at most
 APP_RETRY_S = 60.0  # a failed ImageNet weights download is not retried on every rerun
-MAX_UPLOADS = 8  # uploaded model files kept in memory
 DATASET_DIR = Path(tempfile.gettempdir()) / "xai-lens-datasets"
 #: Guards every store shared by all sessions (uploads, download failures, sanity flags, long computations): each
 #: session's script runs in its own thread, and a dict changed while another thread iterates over it raises.
@@ -103,9 +103,10 @@ def _weight_bytes(key: str) -> int:
     """Bytes of weights a model will hold, estimated before it is loaded (an upload: its file size)."""
     source = key.partition(":")[0]
     if source == "upload":
-        with STORES_LOCK:
-            entry = _upload_store().get(key)
-        return len(entry[0]) if entry else 0
+        try:
+            return len(upload_of(key)[0])
+        except ModelLoadError:
+            return 0
     if source == "app":
         return 600 * 1024**2  # up to VGG16's 553 MB of weights: assume the worst until the weights are known
     return 4 * 1024**2  # the demo models hold well under a million parameters
@@ -176,60 +177,9 @@ def application_model(name: str) -> ModelBundle:
         raise
 
 
-@st.cache_resource(show_spinner=False)
-def _upload_store() -> dict[str, tuple[bytes, str, str, tuple[str, ...] | None]]:  # data, name, preprocessing, classes
-    return {}
-
-
-def register_upload(data: bytes, filename: str, preprocessing: str = AUTO,
-                    class_names: Sequence[str] | None = None) -> str:
-    """Keep an uploaded model file in memory; returns its model key (content hash + options) for get_model."""
-    classes = tuple(class_names) if class_names else None
-    ckey = content_key("\n".join(classes).encode()) if classes else "-"
-    key = f"upload:{content_key(data)}:{preprocessing}:{ckey}"
-    with STORES_LOCK:
-        store = _upload_store()
-        store[key] = (bytes(data), filename, preprocessing, classes)
-        while len(store) > MAX_UPLOADS:
-            store.pop(next(iter(store)))
-    return key
-
-
-@st.cache_resource(show_spinner=False)
-def _upload_keys() -> OrderedDict[tuple[str, str, tuple[str, ...] | None], str]:
-    return OrderedDict()
-
-
-def register_uploaded_file(file: Any, preprocessing: str = AUTO, class_names: Sequence[str] | None = None) -> str:
-    """:func:`register_upload` of a Streamlit ``UploadedFile``, hashed once per upload: every rerun of a page
-    with an uploaded model passes through here, and hashing a 98 MB ResNet50 file took 0.12 s of each."""
-    ident = (str(file.file_id), preprocessing, tuple(class_names) if class_names else None)
-    with STORES_LOCK:
-        known = _upload_keys().get(ident)
-        if known is not None and known in _upload_store():
-            return known
-    key = register_upload(file.getvalue(), file.name, preprocessing, class_names)
-    with STORES_LOCK:
-        keys = _upload_keys()
-        keys[ident] = key
-        while len(keys) > 4 * MAX_UPLOADS:
-            keys.popitem(last=False)
-    return key
-
-
-def uploads() -> dict[str, tuple[str, str]]:
-    """Model key → ``(file name, preprocessing)`` of the uploaded models in memory."""
-    with STORES_LOCK:
-        return {key: (filename, pre) for key, (_, filename, pre, _) in _upload_store().items()}
-
-
 @st.cache_resource(show_spinner="Loading your model …")  # bounded by the memory budget
 def uploaded_model(key: str) -> ModelBundle:
-    try:
-        with STORES_LOCK:
-            data, filename, preprocessing, classes = _upload_store()[key]
-    except KeyError:
-        raise ModelLoadError("That uploaded model is no longer in memory: upload the file again.") from None
+    data, filename, preprocessing, classes = upload_of(key)
     return load_user_model(data, filename, preprocessing=preprocessing,
                            class_names=list(classes) if classes else None)
 

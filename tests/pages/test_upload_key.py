@@ -1,10 +1,10 @@
-"""An uploaded model file is hashed once per upload, not on every rerun (ui/cache.register_uploaded_file)."""
+"""An uploaded model file is hashed once per upload, not on every rerun (ui/uploads.register_uploaded_file)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ui.cache import register_upload, register_uploaded_file, uploads
+from ui.uploads import register_upload, register_uploaded_file, uploads
 
 
 @dataclass

@@ -308,7 +308,7 @@ def test_an_uploaded_keras3_model_shows_what_reading_it_did():
     that the file was converted, and it is explained."""
     import keras3_zoo
 
-    from ui.cache import register_upload
+    from ui.uploads import register_upload
 
     path = keras3_zoo.build() / "keras3" / "cnn_bn.keras"
     key = register_upload(path.read_bytes(), "my_keras3_cnn.keras")

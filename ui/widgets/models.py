@@ -7,9 +7,10 @@ from functools import partial
 
 import streamlit as st
 
-from ui.cache import get_model, register_uploaded_file, uploads
+from ui.cache import get_model
 from ui.feedback import run_safely
 from ui.state import init_state
+from ui.uploads import register_uploaded_file, uploads
 from ui.widgets.typed import select
 from xai_core.models.applications import APPLICATIONS, weights_cached
 from xai_core.models.bundle import PREPROCESSINGS, ModelBundle

@@ -507,7 +507,8 @@ class _Interrupted(BaseException):
 
 def test_an_interrupted_build_caches_nothing(monkeypatch, images):
     """Community Cloud forces fastReruns: a rerun may stop a script in the middle of building an analyzer. Nothing
-    half-built is cached, the method is not marked unsupported, and the next request builds it fully."""
+    half-built is cached, the method is not marked unsupported, and the next request builds it fully (an
+    iNNvestigate analyzer: LRP-α1β0)."""
     from tiny_models import make_bundle, tiny_cnn
 
     from xai_core.methods import _innvestigate, unsupported_reason
@@ -524,10 +525,10 @@ def test_an_interrupted_build_caches_nothing(monkeypatch, images):
 
     monkeypatch.setattr(_innvestigate, "initialize_new_variables", stopped_once)
     with pytest.raises(_Interrupted):
-        explain(bundle, "lrp.epsilon", images[:2])
+        explain(bundle, "lrp.alpha_1_beta_0", images[:2])
     assert not [k for k in bundle._cache if isinstance(k, tuple) and k[0] == "analyzer"], "nothing half-built kept"
-    assert unsupported_reason(bundle, "lrp.epsilon") is None
-    maps = explain(bundle, "lrp.epsilon", images[:2]).maps
+    assert unsupported_reason(bundle, "lrp.alpha_1_beta_0") is None
+    maps = explain(bundle, "lrp.alpha_1_beta_0", images[:2]).maps
     assert np.isfinite(maps).all() and np.abs(maps).max() > 0 and len(calls) == 2
     with pytest.raises(_Interrupted):
         bundle.cached(("stopped",), lambda: (_ for _ in ()).throw(_Interrupted()))
@@ -600,6 +601,9 @@ def test_analyzer_graph_without_keras_model_equals_innvestigates_own_build(resne
 
     analyzers = [v for k, v in bundle._cache.items()
                  if isinstance(k, tuple) and k[:2] == ("analyzer", spec.innvestigate_name)]
+    if method_id == "lrp.epsilon":  # one reverse pass over the forward tensors (methods/lrp_reverse.py)
+        assert not analyzers, "LRP-ε built an iNNvestigate analyzer instead of its reverse pass"
+        return
     needed = _ops_needed(analyzers[0]._analyzer_model.outputs)
     assert not [name for name in needed if "stand_in" in name]
 

@@ -161,10 +161,12 @@ def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray,
     is its own size, or for a class the image's median |logit| when that is larger (a random network's logits
     are all near zero, and any total would look huge beside them).
     """
-    scores = bundle.neuron_scores(x, layer, indices).astype(np.float64)
-    scale = np.abs(scores)
-    if layer is None:
-        scale = np.maximum(scale, np.median(np.abs(bundle.logits(x)), axis=1))
+    if bundle.is_output_layer(layer):  # one look-up of the logits (hashing a batch's content costs ms)
+        logits = bundle.logits(x)
+        scores = np.take_along_axis(logits, np.asarray(indices, dtype=np.int64)[:, None], axis=1)[:, 0]
+        scale = np.maximum(np.abs(scores.astype(np.float64)), np.median(np.abs(logits), axis=1))
+    else:
+        scale = np.abs(bundle.neuron_scores(x, layer, indices).astype(np.float64))
     ratio = np.abs(maps.astype(np.float64).sum(axis=1)) / np.maximum(scale, 1e-6)
     worst = float(np.max(ratio)) if len(ratio) else 0.0
     if worst <= CONSERVATION_LIMIT:

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from xai_core.methods import steps
 from xai_core.methods._innvestigate import analyze, analyzer_build, model_checks
 from xai_core.methods.base import MethodSpec, Param, RunFn, Selection, register
+from xai_core.methods.lrp_reverse import reverse_graph
 from xai_core.models.bundle import ModelBundle
 
 _REF = "Bach et al. 2015, PLoS ONE 10(7):e0130140; Montavon et al. 2019, LRP: An Overview."
@@ -54,6 +56,35 @@ def _runner(method_id: str, name: str, to_kwargs: ToKwargs | None = None) -> Run
     return run
 
 
+#: Methods whose map is one reverse pass over the forward tensors (:mod:`xai_core.methods.lrp_reverse`), and their
+#: ε from the method's parameters (None: the z rule); iNNvestigate's analyzer where that pass does not apply.
+_REVERSE = {"lrp.z": lambda params: None, "lrp.epsilon": lambda params: float(params["epsilon"])}
+
+
+def _reverse_runner(method_id: str, name: str, fallback: RunFn) -> RunFn:
+    def run(bundle: ModelBundle, x: np.ndarray, selection: Selection, **params: Any) -> np.ndarray:
+        graph = reverse_graph(bundle, selection.layer, _REVERSE[method_id](params))
+        if graph is None:
+            return fallback(bundle, x, selection, **params)
+        first = not bundle.is_cached(("ran", id(graph)))
+        if first:
+            steps.step(steps.FIRST_RUN)
+        out = graph.run(bundle, x, selection.indices)
+        if first:
+            bundle.store(("ran", id(graph)), True, lock=False)
+        return out
+
+    return run
+
+
+def _reverse_build(method_id: str, fallback: Callable[..., Any]) -> Callable[..., Any]:
+    def build(bundle: ModelBundle, layer: str | None, **params: Any) -> Any:
+        graph = reverse_graph(bundle, layer, _REVERSE[method_id](params))
+        return graph if graph is not None else fallback(bundle, layer, **params)
+
+    return build
+
+
 def _sum_rule(name: str, kwargs: dict[str, Any]) -> bool:
     """Whether analyzer ``name`` (with ``kwargs``) applies its own rule to residual sums (see :data:`SUM_RULES`)."""
     return kwargs.get("rule") in SUM_RULES if name == "lrp" else name in _SUMS_BY_ANALYZER
@@ -83,11 +114,14 @@ def _spec(mid: str, label: str, summary: str, caveat: str, params: tuple[Param, 
         def probe_kwargs(bundle: ModelBundle) -> dict[str, Any]:
             return dict(defaults)
 
+    run = _runner(mid, name, to_kwargs)
+    build = analyzer_build(mid, name, to_kwargs, sum_rule=lambda kwargs: _sum_rule(name, kwargs))
+    if mid in _REVERSE:
+        run, build = _reverse_runner(mid, name, run), _reverse_build(mid, build)
     return MethodSpec(
         id=mid, label=label, family="LRP", summary=summary, caveat=caveat, reference=_REF, params=params,
-        run=_runner(mid, name, to_kwargs), innvestigate_name=name, relevance=True, signed=signed,
-        support=model_checks(name, probe_kwargs),
-        build=analyzer_build(mid, name, to_kwargs, sum_rule=lambda kwargs: _sum_rule(name, kwargs)),
+        run=run, innvestigate_name=name, relevance=True, signed=signed, support=model_checks(name, probe_kwargs),
+        build=build,
     )
 
 

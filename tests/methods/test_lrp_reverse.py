@@ -86,3 +86,43 @@ def test_a_fused_activation_other_than_relu_falls_back_to_the_analyzer():
                                                               {"epsilon": 0.1}), rtol=1e-6, atol=1e-7)
     finally:
         bundle.close()
+
+
+def _mixed_net():
+    """Where the pass may skip the ε stabiliser (relevance zero wherever a ReLU output is zero: through max pooling,
+    dropout, flatten, a capped ReLU) and where it may not (a difference's gradient sends relevance to a ReLU output
+    that is zero; a sum of a linear branch; a LeakyReLU; the output, whose relevance has either sign)."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(3)
+    layers = tf.keras.layers
+    inp = tf.keras.Input((16, 16, 3), name="image")
+    a = layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inp)
+    a = layers.MaxPooling2D(name="pool")(a)
+    a = layers.Dropout(0.5, name="drop")(a)
+    b = layers.Conv2D(6, 3, padding="same", name="c2")(a)  # linear, then a LeakyReLU
+    b = layers.LeakyReLU(0.2, name="leaky")(b)
+    c = layers.Conv2D(6, 3, padding="same", name="c3")(a)  # linear, into the sum directly
+    e = layers.Conv2D(6, 3, padding="same", activation="relu", name="c5")(a)
+    e = layers.ReLU(name="relu_difference")(layers.Subtract(name="difference")([a, e]))  # relevance at e < 0 too
+    s = layers.Add(name="sum")([a, b, c, e])
+    s = layers.ReLU(max_value=6.0, name="relu6")(s)
+    d = layers.Conv2D(8, 3, activation="relu", name="c4")(s)
+    d = layers.Flatten(name="flat")(d)
+    out = layers.Dense(5, name="logits")(d)
+    return tf.keras.Model(inp, out, name="mixed")
+
+
+def test_the_reverse_pass_skips_the_stabiliser_only_where_the_relevance_is_zero():
+    from tiny_models import make_bundle
+
+    bundle = make_bundle(_mixed_net, "tiny-mixed")
+    try:
+        images = np.random.default_rng(1).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
+        for method_id, params in [("lrp.epsilon", {"epsilon": 0.1}), ("lrp.epsilon", {"epsilon": 1e-7}),
+                                  ("lrp.z", {})]:
+            _assert_same(bundle, images, method_id, params)
+        graph = reverse_graph(bundle, None, 0.1).relevance.graph
+        assert any(op.type == "DivNoNan" for op in graph.get_operations()), "the shortcut was taken somewhere"
+    finally:
+        bundle.close()

@@ -386,6 +386,24 @@ def test_predicted_target_explains_the_argmax(tiny, images):
     assert e.labels[0][0].endswith(f"(class {e.indices[0, 0]})")
 
 
+def test_scores_the_caller_has_replace_the_forward_pass(tiny, images, monkeypatch):
+    """A data set's cached pass hands explain() the images' logits: the target and the conservation check use
+    them, the model is not asked again, and a method's result is the one it gives without them."""
+    x = tiny.preprocess(images)
+    logits = tiny.logits(x)
+    without = {m: explain(tiny, m, images, Target.predicted()) for m in ("gradient", "lrp.epsilon")}
+    swapped = logits[:, ::-1].copy()  # another argmax: proof that the given scores are the ones used
+    monkeypatch.setattr(type(tiny), "logits", lambda *a, **k: pytest.fail("the model was asked for its logits"))
+    for method_id, ref in without.items():
+        given = explain(tiny, method_id, images, Target.predicted(), logits=logits)
+        np.testing.assert_array_equal(given.maps, ref.maps)
+        assert given.warnings == ref.warnings
+        assert list(explain(tiny, method_id, images, Target.predicted(), logits=swapped).indices[:, 0]) == \
+            list(swapped.argmax(1))
+    with pytest.raises(InvalidParameterError, match="logits of shape"):
+        explain(tiny, "gradient", images, Target.predicted(), logits=logits[:1])
+
+
 @pytest.mark.parametrize("target, message", [
     (Target.of_class(5), "out of range"),
     (Target.of_class(-1), "out of range"),

@@ -174,7 +174,7 @@ def class_maps(bundle: ModelBundle, dataset: Dataset, class_index: int, index: S
     kept, chunks, warnings = [], [], []
     for batch in dataset.batches(bundle.input_size, bundle.channels, fit, batch_size, index):
         expl = explain(bundle, method_id, batch.images, Target.of_class(class_index), params,
-                       batch_size=batch_size)
+                       batch_size=batch_size, logits=logits[[row_of[int(i)] for i in batch.indices]])
         chunks.append(shrink_maps(expl.maps[:, 0]))
         kept.append(batch.indices)
         warnings += expl.warnings

@@ -104,13 +104,15 @@ def neuron_position(shape: tuple[int, ...], index: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(index), shape))
 
 
-def resolve_target(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, target: Target) -> Selection | list[Selection]:
-    """One :class:`Selection` (one neuron per image), or K of them for ``top_neurons``."""
+def resolve_target(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, target: Target,
+                   logits: np.ndarray | None = None) -> Selection | list[Selection]:
+    """One :class:`Selection` (one neuron per image), or K of them for ``top_neurons`` (``logits``: ``x``'s class
+    scores when the caller has them)."""
     if target.needs_neurons and "neuron" not in spec.targets:
         raise UnsupportedMethodError(f"{spec.label} explains classes, not neurons of inner layers.")
     n = len(x)
     if target.kind == "predicted":
-        return Selection(None, bundle.logits(x).argmax(axis=1))
+        return Selection(None, (bundle.logits(x) if logits is None else logits).argmax(axis=1))
     if target.kind == "class":
         if target.index is None or not 0 <= target.index < bundle.num_classes:
             raise InvalidParameterError(
@@ -140,6 +142,17 @@ def resolve_target(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, target:
     return [Selection(layer_name, top[:, j]) for j in range(target.k)]
 
 
+def channel_sum(out: np.ndarray) -> np.ndarray:
+    """``out.sum(axis=-1)`` with the same numbers (channels added in order), 10× faster for a few channels: numpy's
+    reduction over a short last axis is strided (3.4 ms against 0.33 ms for 64 maps of 64×64×3)."""
+    if out.shape[-1] > 4:
+        return out.sum(axis=-1)
+    total = out[..., 0].copy()
+    for c in range(1, out.shape[-1]):
+        total += out[..., c]
+    return total
+
+
 def _label(bundle: ModelBundle, layer: str | None, index: int) -> str:
     if layer is None:
         return f"{bundle.class_names[index]} (class {index})"
@@ -152,7 +165,7 @@ CONSERVATION_LIMIT = 100.0
 
 
 def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray, layer: str | None,
-                           indices: np.ndarray, maps: np.ndarray) -> list[str]:
+                           indices: np.ndarray, maps: np.ndarray, logits: np.ndarray | None = None) -> list[str]:
     """A warning when a relevance method's maps add up to far more than the scores they explain.
 
     LRP rules that count biases as evidence (αβ with β > 0 and biases, preset B) are not conservative: each layer
@@ -162,12 +175,12 @@ def _conservation_warnings(bundle: ModelBundle, spec: MethodSpec, x: np.ndarray,
     are all near zero, and any total would look huge beside them).
     """
     if bundle.is_output_layer(layer):  # one look-up of the logits (hashing a batch's content costs ms)
-        logits = bundle.logits(x)
+        logits = bundle.logits(x) if logits is None else logits
         scores = np.take_along_axis(logits, np.asarray(indices, dtype=np.int64)[:, None], axis=1)[:, 0]
         scale = np.maximum(np.abs(scores.astype(np.float64)), np.median(np.abs(logits), axis=1))
     else:
         scale = np.abs(bundle.neuron_scores(x, layer, indices).astype(np.float64))
-    ratio = np.abs(maps.astype(np.float64).sum(axis=1)) / np.maximum(scale, 1e-6)
+    ratio = np.abs(maps.sum(axis=1, dtype=np.float64)) / np.maximum(scale, 1e-6)
     worst = float(np.max(ratio)) if len(ratio) else 0.0
     if worst <= CONSERVATION_LIMIT:
         return []
@@ -212,6 +225,7 @@ def explain(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    logits: np.ndarray | None = None,
 ) -> Explanation:
     """Explain ``images`` with method ``method_id``.
 
@@ -223,6 +237,8 @@ def explain(
     target : what to explain (default: each image's predicted class).
     params : method parameters (defaults from the method's schema).
     progress : called with ``(done, total)`` image-targets after each batch.
+    logits : the images' class scores ``(N, classes)`` when the caller already has them (a data set's cached
+        pass): the target and the conservation check then look nothing up (hashing a batch costs ms).
 
     Returns
     -------
@@ -235,12 +251,15 @@ def explain(
     x = bundle.preprocess(images)
     if len(x) == 0:
         raise InvalidParameterError("No images to explain.")
-    selections = resolve_target(bundle, spec, x, target)
+    if logits is not None and np.shape(logits) != (len(x), bundle.num_classes):
+        raise InvalidParameterError(f"logits of shape {np.shape(logits)} for {len(x)} images of "
+                                    f"{bundle.num_classes} classes.")
+    selections = resolve_target(bundle, spec, x, target, logits)
     selections = selections if isinstance(selections, list) else [selections]
     k = len(selections)
     layer = selections[0].layer
     ensure_built(bundle, method_id, resolved, layer)  # once per model, method, build parameters and layer
-    x_all = np.repeat(x, k, axis=0)  # image-major: image 0 × K targets, image 1 × K targets, …
+    x_all = x if k == 1 else np.repeat(x, k, axis=0)  # image-major: image 0 × K targets, image 1 × K targets, …
     idx_all = np.stack([s.indices for s in selections], axis=1).reshape(-1)
     total = len(x_all)
     batch_size = images_per_call(bundle, spec, resolved, batch_size)
@@ -251,22 +270,25 @@ def explain(
         chunks.append(out)
         if progress:
             progress(min(start + batch_size, total), total)
-    out = np.concatenate(chunks, axis=0)
+    out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
     warnings: list[str] = []
-    if not np.all(np.isfinite(out)):
+    maps = channel_sum(out) if out.ndim == 4 else out
+    if not np.isfinite(maps).all():  # a non-finite value in any channel makes its sum non-finite
         bad = int((~np.isfinite(out)).sum())
         warnings.append(f"{bad} non-finite values (numerical overflow) in the maps were replaced by 0.")
         out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        maps = channel_sum(out) if out.ndim == 4 else out
     raw = out.reshape(len(x), k, *out.shape[1:]) if out.ndim == 4 else None
-    maps = out.sum(axis=-1) if out.ndim == 4 else out
-    maps = maps.reshape(len(x), k, *maps.shape[1:]).astype(np.float32)
+    maps = maps.reshape(len(x), k, *maps.shape[1:]).astype(np.float32, copy=False)
     indices = idx_all.reshape(len(x), k)
     result = Explanation(
         method=method_id, maps=maps, raw=raw, indices=indices, layer=layer, signed=spec.signed, params=resolved,
         labels=[[_label(bundle, layer, int(i)) for i in row] for row in indices], warnings=warnings,
     )
     if spec.relevance:
-        result.warnings += _conservation_warnings(bundle, spec, x_all, layer, idx_all, maps.reshape(total, -1))
+        scores = None if logits is None or k == 1 else np.repeat(logits, k, axis=0)
+        result.warnings += _conservation_warnings(bundle, spec, x_all, layer, idx_all, maps.reshape(total, -1),
+                                                  logits if k == 1 else scores)
     if not spec.signed:
         flat = maps.reshape(total, -1)
         negative = int(((flat.max(axis=1) <= 0) & (flat.min(axis=1) < 0)).sum())
